@@ -1,0 +1,57 @@
+"""The FastAPI application: one factory that composes the routers of every part of the gateway."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from gateway.db import make_engine, make_sessionmaker
+from gateway.ingest_api import router as ingest_router
+from gateway.migrate import current_revision, head_revision, migrate
+from gateway.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        if settings.auto_migrate:
+            await migrate(engine)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.unit_index = None  # loaded lazily, refreshed on unit changes
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(title="12315 gateway", version="1", lifespan=lifespan)
+    app.state.settings = settings
+    app.include_router(ingest_router)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        body: dict[str, Any] = {"database": "ok", "migrations": "current", "systems": {}}
+        status = 200
+        try:
+            async with app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            if await current_revision(app.state.engine) != head_revision():
+                body["migrations"], status = "outdated", 503
+        except Exception as exc:  # any failure to reach the database means not ready
+            body["database"], status = f"unavailable: {type(exc).__name__}", 503
+        body["status"] = "ready" if status == 200 else "not ready"
+        return JSONResponse(body, status_code=status)
+
+    return app

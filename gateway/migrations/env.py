@@ -1,0 +1,37 @@
+"""Alembic environment. Migrations run on a connection the gateway hands in (see gateway/migrate.py)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from gateway.db import make_engine
+from gateway.models import Base
+
+target_metadata = Base.metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_with_own_engine(url: str) -> None:
+    engine = make_engine(url)
+    async with engine.begin() as conn:
+        await conn.run_sync(_run)
+    await engine.dispose()
+
+
+connection = context.config.attributes.get("connection")
+if connection is not None:
+    _run(connection)
+else:  # plain `alembic upgrade head` with sqlalchemy.url set
+    asyncio.run(_run_with_own_engine(context.config.get_main_option("sqlalchemy.url") or ""))

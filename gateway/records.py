@@ -1,0 +1,332 @@
+"""The unified complaint record of records.md, validated in one place.
+
+`ComplaintIn` checks everything that can be checked from the record alone; that the handling unit exists
+is checked where the org-unit table is at hand (`ingest.py`). Each rejection names the field and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
+from stdnum.cn import uscc as stdnum_uscc
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+class Kind(StrEnum):
+    COMPLAINT = "COMPLAINT"
+    REPORT = "REPORT"
+    INQUIRY = "INQUIRY"
+    SUGGESTION = "SUGGESTION"
+
+
+class Channel(StrEnum):
+    HOTLINE = "HOTLINE"
+    WEB = "WEB"
+    WECHAT = "WECHAT"
+    APP = "APP"
+    MINI_PROGRAM = "MINI_PROGRAM"
+    SMS = "SMS"
+    LETTER = "LETTER"
+    VISIT = "VISIT"
+    GOV_HOTLINE_TRANSFER = "GOV_HOTLINE_TRANSFER"
+    OTHER_TRANSFER = "OTHER_TRANSFER"
+
+
+class Hotline(StrEnum):
+    H12315 = "12315"
+    H12365 = "12365"
+    H12331 = "12331"
+    H12358 = "12358"
+    H12330 = "12330"
+
+
+class Urgency(StrEnum):
+    NORMAL = "NORMAL"
+    URGENT = "URGENT"
+    CRITICAL = "CRITICAL"
+
+
+class Category(StrEnum):
+    FOOD = "FOOD"
+    DRUG = "DRUG"
+    MEDICAL_DEVICE = "MEDICAL_DEVICE"
+    COSMETICS = "COSMETICS"
+    SPECIAL_EQUIPMENT = "SPECIAL_EQUIPMENT"
+    PRODUCT_QUALITY = "PRODUCT_QUALITY"
+    PRICE = "PRICE"
+    ADVERTISING = "ADVERTISING"
+    TRADEMARK = "TRADEMARK"
+    PATENT = "PATENT"
+    CONTRACT = "CONTRACT"
+    SERVICE = "SERVICE"
+    OTHER = "OTHER"
+
+
+class EventType(StrEnum):
+    DISPATCHED = "DISPATCHED"
+    TRANSFERRED = "TRANSFERRED"
+    ACCEPTED = "ACCEPTED"
+    REJECTED = "REJECTED"
+    MEDIATION_SUCCEEDED = "MEDIATION_SUCCEEDED"
+    MEDIATION_FAILED = "MEDIATION_FAILED"
+    VERIFIED = "VERIFIED"
+    EXTENDED = "EXTENDED"
+    CASE_FILED = "CASE_FILED"
+    CASE_NOT_FILED = "CASE_NOT_FILED"
+    REPLIED = "REPLIED"
+    CALLBACK = "CALLBACK"
+    CLOSED = "CLOSED"
+    REOPENED = "REOPENED"
+
+
+class Satisfaction(StrEnum):
+    SATISFIED = "SATISFIED"
+    BASICALLY_SATISFIED = "BASICALLY_SATISFIED"
+    UNSATISFIED = "UNSATISFIED"
+    UNREACHABLE = "UNREACHABLE"
+
+
+# ---------------------------------------------------------------------------------------------- scalars
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+_UNIT_CODE = re.compile(r"^\d{6}(\d{3})?$")
+_DECIMAL = re.compile(r"^\d{1,15}(\.\d{1,2})?$")
+_RECORD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def parse_instant(value: Any) -> datetime:
+    """An RFC 3339 timestamp with an offset; anything else (naive, epoch numbers, dates) is refused."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 timestamp with offset, e.g. 2024-01-31T09:30:00+08:00")
+    text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
+    if "." in text:  # fromisoformat takes at most microseconds
+        head, _, tail = text.partition(".")
+        digits = re.match(r"\d+", tail)
+        assert digits
+        text = f"{head}.{digits.group(0)[:6].ljust(6, '0')}{tail[digits.end():]}"
+    try:
+        return datetime.fromisoformat(text.replace("t", "T"))
+    except ValueError as exc:
+        raise ValueError(f"not a valid timestamp: {exc}") from None
+
+
+def _unit_code(value: str) -> str:
+    if not _UNIT_CODE.match(value):
+        raise ValueError("must be a unit code: 6 digits (GB/T 2260) or 9 digits for a station")
+    return value
+
+
+def _uscc(value: str) -> str:
+    if not stdnum_uscc.is_valid(value) or len(value) != 18:
+        raise ValueError("not a valid Unified Social Credit Code (GB 32100-2015 check character)")
+    return value
+
+
+@lru_cache(maxsize=1)
+def _division_codes() -> frozenset[str]:
+    """GB/T 2260 codes as python-stdnum ships them: counties listed, their cities and provinces derived."""
+    import importlib.resources
+
+    codes: set[str] = set()
+    text = importlib.resources.files("stdnum.cn").joinpath("loc.dat").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        code = line[:6]
+        if code.isdigit():
+            codes.update((code, code[:4] + "00", code[:2] + "0000"))
+    return frozenset(codes)
+
+
+def _region_code(value: str) -> str:
+    if not re.fullmatch(r"\d{6}", value) or value not in _division_codes():
+        raise ValueError("not a GB/T 2260 administrative division code")
+    return value
+
+
+def _decimal(value: Any) -> Decimal:
+    if not isinstance(value, str) or not _DECIMAL.match(value):
+        raise ValueError("must be a non-negative decimal string with at most 2 decimal places, e.g. \"1299.00\"")
+    return Decimal(value)
+
+
+Instant = Annotated[datetime, BeforeValidator(parse_instant)]
+UnitCode = Annotated[StrictStr, AfterValidator(_unit_code)]
+Money = Annotated[Decimal, BeforeValidator(_decimal)]
+
+
+# ---------------------------------------------------------------------------------------------- records
+
+_STRICT = ConfigDict(extra="ignore", frozen=False, str_strip_whitespace=False)
+
+
+class Respondent(BaseModel):
+    model_config = _STRICT
+    uscc: Annotated[StrictStr, AfterValidator(_uscc)] | None = None
+    name: StrictStr = Field(min_length=1, max_length=500)
+
+
+class Complainant(BaseModel):
+    model_config = _STRICT
+    name: StrictStr | None = Field(default=None, max_length=200)
+    phone: StrictStr | None = Field(default=None, max_length=40)
+    real_name: StrictBool
+
+
+class _Reason(BaseModel):
+    reason: StrictStr
+
+
+class _To(BaseModel):
+    to: UnitCode
+
+
+class _Transfer(BaseModel):
+    to: UnitCode | None = None
+    department: StrictStr | None = None
+
+
+class _Extension(BaseModel):
+    working_days: int = Field(ge=1, le=365)
+
+
+class _CaseFiled(BaseModel):
+    case_no: StrictStr = Field(min_length=1, max_length=64)
+
+
+class _Callback(BaseModel):
+    satisfaction: Literal["SATISFIED", "BASICALLY_SATISFIED", "UNSATISFIED", "UNREACHABLE"]
+
+
+class _Empty(BaseModel):
+    pass
+
+
+EVENT_DATA: dict[EventType, type[BaseModel]] = {
+    EventType.DISPATCHED: _To,
+    EventType.TRANSFERRED: _Transfer,
+    EventType.ACCEPTED: _Empty,
+    EventType.REJECTED: _Reason,
+    EventType.MEDIATION_SUCCEEDED: _Empty,
+    EventType.MEDIATION_FAILED: _Reason,
+    EventType.VERIFIED: _Empty,
+    EventType.EXTENDED: _Extension,
+    EventType.CASE_FILED: _CaseFiled,
+    EventType.CASE_NOT_FILED: _Reason,
+    EventType.REPLIED: _Empty,
+    EventType.CALLBACK: _Callback,
+    EventType.CLOSED: _Empty,
+    EventType.REOPENED: _Reason,
+}
+
+
+class EventIn(BaseModel):
+    model_config = _STRICT
+    id: StrictStr = Field(min_length=1, max_length=128)
+    type: EventType
+    at: Instant
+    unit: UnitCode | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_data(self) -> EventIn:
+        try:
+            EVENT_DATA[self.type].model_validate(self.data, strict=True)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"data.{where}: {first['msg']} (for {self.type.value})") from None
+        return self
+
+
+def _record_id(value: str) -> str:
+    if not _RECORD_ID.match(value):
+        raise ValueError("must be 1-64 characters of A-Z, a-z, 0-9, _ and -")
+    return value
+
+
+class ComplaintIn(BaseModel):
+    model_config = _STRICT
+    id: Annotated[StrictStr, AfterValidator(_record_id)]
+    kind: Kind
+    channel: Channel
+    hotline: Hotline | None = None
+    urgency: Urgency
+    category: Category
+    received_at: Instant
+    handling_unit: UnitCode
+    region_code: Annotated[StrictStr, AfterValidator(_region_code)] | None = None
+    respondent: Respondent | None = None
+    complainant: Complainant
+    summary: StrictStr = Field(max_length=4000)
+    amount_involved: Money | None = None
+    recovered_amount: Money | None = None
+    events: list[EventIn]
+
+    @model_validator(mode="after")
+    def _check_record(self) -> ComplaintIn:
+        if self.hotline is not None and self.channel is not Channel.HOTLINE:
+            raise ValueError("hotline: only HOTLINE records name the number dialled")
+        seen: set[str] = set()
+        for ev in self.events:
+            if ev.id in seen:
+                raise ValueError(f"events: event id {ev.id!r} appears twice")
+            seen.add(ev.id)
+        return self
+
+    @property
+    def received_day(self) -> Any:
+        return self.received_at.astimezone(SHANGHAI).date()
+
+    def sorted_events(self) -> list[EventIn]:
+        """Events in `at` order; ties keep the order given (sorted() is stable)."""
+        return sorted(self.events, key=lambda e: e.at)
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line naming each failing field and why."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if not loc:
+            parts.append(msg)
+        else:
+            parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def validate_record(raw: Any) -> ComplaintIn:
+    """Validate one decoded JSON value; raises ValueError with a one-line reason."""
+    if not isinstance(raw, dict):
+        raise ValueError("record must be a JSON object")
+    try:
+        return ComplaintIn.model_validate(raw)
+    except ValidationError as exc:
+        raise ValueError(describe_errors(exc)) from None
+
+
+def money_to_cents(value: Decimal | None) -> int | None:
+    return None if value is None else int(value * 100)
+
+
+def cents_to_money(cents: int | None) -> str | None:
+    if cents is None:
+        return None
+    return f"{cents // 100}.{cents % 100:02d}"

@@ -1,0 +1,59 @@
+"""Configuration: every `GATEWAY_*` variable of interfaces.md, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SYSTEMS = ("complaints", "enforcement", "credit", "emergency")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./gateway.db"
+    jwt_secret: SecretStr | None = None
+    ingest_secret: SecretStr | None = None
+
+    complaints_url: str | None = None
+    complaints_token: SecretStr | None = None
+    enforcement_url: str | None = None
+    enforcement_token: SecretStr | None = None
+    credit_url: str | None = None
+    credit_token: SecretStr | None = None
+    emergency_url: str | None = None
+    emergency_token: SecretStr | None = None
+
+    connector_timeout_s: float = Field(2.0, gt=0)
+    connector_attempts: int = Field(4, ge=1)
+    connector_budget_s: float = Field(6.0, gt=0)
+    retry_budget: float = Field(0.2, ge=0)
+    circuit_window_s: float = Field(30, gt=0)
+    circuit_min_calls: int = Field(10, ge=1)
+    circuit_failure_rate: float = Field(0.5, gt=0, le=1)
+    circuit_open_s: float = Field(15, ge=0)
+
+    holidays_file: str | None = None
+    policy_file: str | None = None
+
+    max_depth: int = Field(12, ge=1)
+    max_cost: int = Field(5000, ge=1)
+
+    # Not in interfaces.md; operator conveniences documented in the README.
+    ingest_max_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    auto_migrate: bool = True
+
+    def system_url(self, system: str) -> str | None:
+        url: str | None = getattr(self, f"{system}_url")
+        return url or None
+
+    def system_token(self, system: str) -> str | None:
+        token: SecretStr | None = getattr(self, f"{system}_token")
+        return token.get_secret_value() if token else None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

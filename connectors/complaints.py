@@ -1,0 +1,39 @@
+"""Complaint platform (全国12315平台): the changes feed the sync follows, and single records by id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from connectors.base import BaseConnector
+from connectors.models import ChangesPage
+
+MAX_PAGE = 1000
+
+
+def _record(data: Any) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ValueError("a complaint record must be a JSON object")
+    return data
+
+
+class ComplaintsConnector(BaseConnector):
+    system = "complaints"
+
+    async def changes(self, cursor: str | None = None, limit: int = MAX_PAGE) -> ChangesPage:
+        """Records changed after `cursor` (None: from the beginning), oldest change first."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be 1..{MAX_PAGE}")
+        params = {"limit": str(limit)}
+        if cursor:
+            params["cursor"] = cursor
+        page = await self._call(
+            "changes", "GET", "/api/v1/complaints/changes", ChangesPage.model_validate, params=params
+        )
+        assert page is not None
+        return page
+
+    async def get(self, complaint_id: str) -> dict[str, Any] | None:
+        """The platform's current record, raw (the gateway validates it), or None when it does not exist."""
+        return await self._call(
+            "get_complaint", "GET", f"/api/v1/complaints/{complaint_id}", _record, none_on_404=True
+        )

@@ -45,7 +45,7 @@ def province_tree(province: str = "51", stations_per_county: int = 2,
     for code, (name, city) in chosen:
         if city in cities:
             rows.append((code, f"{name}市场监督管理局", 4, city))
-    for code, (name, city) in chosen:
+    for code, (name, _city) in chosen:
         for n in range(1, stations_per_county + 1):
             rows.append((f"{code}{n:03d}", f"{name}第{n}市场监督管理所", 5, code))
     used_cities = {r[3] for r in rows if r[2] == 4}

@@ -1,7 +1,12 @@
-"""Personal-data audit log.
+"""Personal-data audit log; complaint-to-incident links.
 
 Revision ID: 0004
 """
+
+import sqlalchemy as sa
+from alembic import op
+
+from gateway.db import UTCDateTime
 
 revision = "0004"
 down_revision = "0003"
@@ -10,8 +15,29 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass  # filled by the issue that owns these tables
+    op.create_table(
+        "pii_audit_log",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=True),
+        sa.Column("at", UTCDateTime, nullable=False),
+        sa.Column("actor", sa.String(200), nullable=False),
+        sa.Column("actor_unit", sa.String(12), nullable=False),
+        sa.Column("complaint_id", sa.String(64), nullable=False),
+        sa.Column("fields", sa.String(100), nullable=False),
+        sa.Column("request_id", sa.String(64), nullable=True),
+    )
+    op.create_index("ix_pii_audit_log_at", "pii_audit_log", ["at"])
+    op.create_index("ix_pii_audit_log_complaint", "pii_audit_log", ["complaint_id"])
+    op.create_index("ix_pii_audit_log_actor", "pii_audit_log", ["actor"])
+
+    op.create_table(
+        "incident_links",
+        sa.Column("complaint_id", sa.String(64), primary_key=True),
+        sa.Column("incident_id", sa.String(64), primary_key=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    op.create_index("ix_incident_links_incident", "incident_links", ["incident_id"])
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table("incident_links")
+    op.drop_table("pii_audit_log")

@@ -1,0 +1,48 @@
+"""Tables the GraphQL layer owns: the personal-data audit log and the complaint-to-incident links.
+
+The emergency system looks incidents up by incident id only, so the gateway remembers which incidents it
+raised for which complaints (`incident_links`); `Complaint.incidents` reads them back in one batch.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.db import UTCDateTime
+from gateway.models import Base
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class PiiRead(Base):
+    """One clear read of a complainant's personal data: who, when, which record, which fields."""
+
+    __tablename__ = "pii_audit_log"
+
+    id: Mapped[int] = mapped_column(_ID, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))  # the token's `sub`
+    actor_unit: Mapped[str] = mapped_column(String(12))
+    complaint_id: Mapped[str] = mapped_column(String(64))
+    fields: Mapped[str] = mapped_column(String(100))  # comma-separated, e.g. "name,phone"
+    request_id: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ix_pii_audit_log_at", "at"),
+        Index("ix_pii_audit_log_complaint", "complaint_id"),
+        Index("ix_pii_audit_log_actor", "actor"),
+    )
+
+
+class IncidentLink(Base):
+    __tablename__ = "incident_links"
+
+    complaint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    incident_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_incident_links_incident", "incident_id"),)

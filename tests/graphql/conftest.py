@@ -1,0 +1,153 @@
+"""The gateway in-process (httpx over ASGI) against the four simulators running as real servers on loopback,
+on a fresh database per test (SQLite, and PostgreSQL when GATEWAY_TEST_DATABASE_URL is set)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from gql_support import CALLERS, PLACES, SECRET, SIM_TOKEN, UNITS_CSV, case_for, incident_for, world  # noqa: E402
+
+from connectors.simulators import FACTORIES, run_in_thread  # noqa: E402
+from gateway.app import create_app  # noqa: E402
+from gateway.auth import mint_token  # noqa: E402
+from gateway.db import transaction  # noqa: E402
+from gateway.gql.context import SCOPES  # noqa: E402
+from gateway.gql.models import IncidentLink  # noqa: E402
+from gateway.ingest import ingest_raw  # noqa: E402
+from gateway.settings import Settings  # noqa: E402
+from gateway.units import import_units  # noqa: E402
+
+SYSTEMS = ("complaints", "enforcement", "credit", "emergency")
+
+
+class Sim:
+    def __init__(self, system: str, url: str) -> None:
+        self.system, self.url = system, url
+        self.http = httpx.Client(base_url=url, timeout=5)
+
+    def faults(self, **faults: Any) -> None:
+        self.http.post("/_sim/faults", json=faults).raise_for_status()
+
+    def reset(self) -> None:
+        self.http.post("/_sim/reset").raise_for_status()
+
+    def requests(self) -> int:
+        return int(self.http.get("/_sim/stats").json()["total_requests"])
+
+    def recent(self) -> list[dict[str, Any]]:
+        return list(self.http.get("/_sim/requests").json())
+
+    def seed(self, body: dict[str, Any]) -> Any:
+        resp = self.http.post("/_sim/seed", json=body)
+        resp.raise_for_status()
+        return resp.json()
+
+
+@pytest.fixture(scope="session")
+def sims() -> Iterator[dict[str, Sim]]:
+    with ExitStack() as stack:
+        out = {}
+        for system in SYSTEMS:
+            args: list[Any] = [[]] if system == "complaints" else []
+            url = stack.enter_context(run_in_thread(FACTORIES[system](*args, token=SIM_TOKEN, seed=1)))
+            out[system] = Sim(system, url)
+        yield out
+
+
+@pytest.fixture(autouse=True)
+def _clean_sims(sims: dict[str, Sim]) -> None:
+    for sim in sims.values():
+        sim.reset()
+
+
+@dataclass
+class Answer:
+    status: int
+    body: dict[str, Any]
+    headers: httpx.Headers
+
+    @property
+    def data(self) -> Any:
+        return self.body.get("data")
+
+    @property
+    def errors(self) -> list[dict[str, Any]]:
+        return list(self.body.get("errors") or [])
+
+    def codes(self) -> list[str]:
+        return [e.get("extensions", {}).get("code") for e in self.errors]
+
+
+def token(unit: str = "100000", roles: str = "reader", ttl: int = 600, sub: str = "tester") -> str:
+    return mint_token(SECRET, sub, unit, [r for r in roles.split(",") if r], ttl)
+
+
+@dataclass
+class Gateway:
+    client: httpx.AsyncClient
+    sims: dict[str, Sim]
+    db: Any
+    app: Any
+
+    async def gql(self, query: str, variables: dict[str, Any] | None = None, *, unit: str = "100000",
+                  roles: str = "reader", bearer: str | None = None, headers: dict[str, str] | None = None,
+                  **extra: Any) -> Answer:
+        body: dict[str, Any] = {"query": query, **extra}
+        if variables is not None:
+            body["variables"] = variables
+        h = {"Accept": "application/graphql-response+json", "Authorization": f"Bearer {bearer or token(unit, roles)}"}
+        h.update(headers or {})
+        resp = await self.client.post("/graphql", content=json.dumps(body), headers={
+            "Content-Type": "application/json", **h})
+        return Answer(resp.status_code, resp.json(), resp.headers)
+
+    async def as_caller(self, caller: str, query: str, variables: dict[str, Any] | None = None,
+                        roles: str = "reader") -> Answer:
+        return await self.gql(query, variables, unit=CALLERS[caller], roles=roles)
+
+
+def gateway_settings(db_url: str, sims: dict[str, Sim], **overrides: Any) -> Settings:
+    urls = {f"{s}_url": sims[s].url for s in SYSTEMS}
+    tokens = {f"{s}_token": SIM_TOKEN for s in SYSTEMS}
+    values: dict[str, Any] = dict(
+        database_url=db_url, jwt_secret=SECRET, auto_migrate=False, dispatcher=False,
+        connector_timeout_s=0.5, connector_attempts=2, connector_budget_s=1.0, circuit_min_calls=1000,
+        **urls, **tokens,
+    )
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def seed_world(db: Any, sims: dict[str, Sim]) -> None:
+    async with transaction(db.sessionmaker) as session:
+        await import_units(session, UNITS_CSV)
+        result = await ingest_raw(session, world())
+        assert not result.rejected, result.rejected
+        now = datetime.now(UTC)
+        session.add_all(IncidentLink(complaint_id=rid, incident_id=f"INC-{rid}", created_at=now) for rid in PLACES)
+    sims["enforcement"].seed({"cases": [case_for(rid, unit) for rid, unit in PLACES.items()]})
+    sims["emergency"].seed({"incidents": [incident_for(rid) for rid in PLACES]})
+
+
+@pytest.fixture
+async def gw(db: Any, sims: dict[str, Sim], request: pytest.FixtureRequest) -> AsyncIterator[Gateway]:
+    SCOPES._entries.clear()  # a fresh database per test: forget callers' units of the last one
+    await seed_world(db, sims)
+    overrides = getattr(request, "param", {})
+    app = create_app(gateway_settings(db.url, sims, **overrides))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield Gateway(client, sims, db, app)

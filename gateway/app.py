@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from gateway.db import make_engine, make_sessionmaker
+from gateway.gql.http import router as graphql_router
 from gateway.ingest_api import router as ingest_router
 from gateway.migrate import current_revision, head_revision, migrate
 from gateway.settings import Settings, get_settings
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="12315 gateway", version="1", lifespan=lifespan)
     app.state.settings = settings
     app.include_router(ingest_router)
+    app.include_router(graphql_router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
 
     max_depth: int = Field(12, ge=1)
     max_cost: int = Field(5000, ge=1)
+    # GraphQL operator switches (documented in the README): accept only the persisted operations of
+    # graphql/operations/ (or GATEWAY_GRAPHQL_OPERATIONS_DIR), and answer schema introspection or not.
+    graphql_safelist: bool = False
+    graphql_introspection: bool = True
+    graphql_operations_dir: str | None = None
 
     # Not in interfaces.md; operator conveniences documented in the README.
     ingest_max_bytes: int = Field(32 * 1024 * 1024, ge=1024)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from gateway.db import make_engine, make_sessionmaker
+from gateway.dispatch import BackgroundDispatcher
 from gateway.gql.http import router as graphql_router
 from gateway.ingest_api import router as ingest_router
 from gateway.migrate import current_revision, head_revision, migrate
@@ -28,9 +29,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.unit_index = None  # loaded lazily, refreshed on unit changes
+        dispatcher = BackgroundDispatcher(settings, app.state.sessionmaker) if settings.dispatcher else None
         try:
             yield
         finally:
+            if dispatcher is not None:
+                await dispatcher.stop()
             await engine.dispose()
 
     app = FastAPI(title="12315 gateway", version="1", lifespan=lifespan)

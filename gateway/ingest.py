@@ -18,6 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.flags import raise_flags
 from gateway.models import Complainant, Complaint, Event
 from gateway.records import ComplaintIn, EventIn, describe_errors, money_to_cents
 from gateway.units import UnitIndex, load_units
@@ -278,3 +279,4 @@ async def after_store(session: AsyncSession, changed_ids: list[str]) -> None:
     """Derived data that must commit with the records that caused it (KPI facts, complaint flags)."""
     if not changed_ids:
         return
+    await raise_flags(session, changed_ids)

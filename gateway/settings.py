@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     ingest_max_bytes: int = Field(32 * 1024 * 1024, ge=1024)
     auto_migrate: bool = True
 
+    # The outbox dispatcher of flags and incidents (docs/flags.md). GATEWAY_DISPATCHER=on|off: whether
+    # `gateway serve` also delivers in the background (`gateway dispatch` always does).
+    dispatcher: bool = True
+    dispatch_interval_s: float = Field(default=1.0, gt=0)
+    dispatch_batch: int = Field(default=100, ge=1)
+    dispatch_concurrency: int = Field(default=16, ge=1)
+    dispatch_lease_s: float = Field(default=60.0, gt=0)
+    dispatch_backoff_base_s: float = Field(default=1.0, gt=0)
+    dispatch_backoff_max_s: float = Field(default=300.0, gt=0)
+
     def system_url(self, system: str) -> str | None:
         url: str | None = getattr(self, f"{system}_url")
         return url or None

@@ -245,7 +245,7 @@ class BaseConnector:
             try:
                 return parse(data)
             except (ValidationError, ValueError, KeyError, TypeError) as exc:
-                detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                detail = _describe(exc)
                 raise UpstreamError(
                     self.system, f"HTTP {status} body breaks the contract: {detail}", status=status
                 ) from None
@@ -280,6 +280,15 @@ class BaseConnector:
 
 
 _C = TypeVar("_C", bound=BaseConnector)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors(include_url=False)[0]
+        return f"{'.'.join(map(str, err['loc'])) or 'body'}: {err['msg']} ({exc.error_count()} errors)"
+    if isinstance(exc, KeyError):
+        return f"missing field {exc}"
+    return str(exc) or type(exc).__name__
 
 
 def _excerpt(resp: httpx.Response, limit: int = 200) -> str:

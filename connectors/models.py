@@ -30,7 +30,7 @@ class ChangesPage(BaseModel):
     itself (records.md) so that one bad record is rejected alone instead of failing the whole page."""
 
     model_config = _ANSWER
-    items: list[dict[str, Any]]
+    items: list[Any]  # raw JSON values, whatever they are: a non-object is one more record to reject
     next_cursor: str
     has_more: bool
 

@@ -72,7 +72,7 @@ def route_key(method: str, path: str) -> str:
 
 
 def create_app(
-    records: list[dict[str, Any]] | None = None,
+    records: list[Any] | None = None,  # raw: tests may feed records that break records.md
     *,
     token: str | None = None,
     faults: Faults | None = None,

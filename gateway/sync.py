@@ -1,0 +1,189 @@
+"""`gateway sync`: follow the complaint platform's changes feed into the store.
+
+Each page is stored in one transaction together with the cursor that follows it, so after a crash or a
+restart the sync resumes exactly after the last stored page: a page is either wholly in (records and
+cursor) or not at all, and re-reading a page that was not committed stores nothing twice (ingestion is
+idempotent by record id and event id). The page is fetched before the transaction opens, so no database
+transaction waits on the network. Records that break records.md are reported on stderr and skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from connectors import ComplaintsConnector, UpstreamFailure
+from connectors.models import ChangesPage
+from gateway.db import transaction
+from gateway.ingest import Rejection, ingest_raw
+from gateway.models import SyncState
+from gateway.settings import Settings
+from gateway.state import get_state, set_state
+
+log = logging.getLogger(__name__)
+
+CURSOR = "complaints.changes.cursor"  # the sync_state row holding the feed cursor
+PAGE_SIZE = 1000
+
+SYNCED = Counter("gateway_sync_records", "Records received from the complaint platform's feed", ["result"])
+
+
+class CursorMoved(Exception):
+    """Another sync stored a page since this one read the cursor: this page is dropped, not stored twice."""
+
+
+@dataclass
+class SyncReport:
+    pages: int = 0
+    received: int = 0
+    stored: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    cursor: str | None = None
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"pages {self.pages}: received {self.received}, stored {self.stored}, "
+            f"rejected {len(self.rejected)}"
+        )
+
+
+def report_rejection(rejection: Rejection) -> None:
+    print(f"gateway sync: rejected record {rejection.id or '(no id)'}: {rejection.reason}", file=sys.stderr)
+
+
+async def read_cursor(sm: async_sessionmaker[AsyncSession]) -> str | None:
+    async with sm() as session:
+        return await get_state(session, CURSOR)
+
+
+async def store_page(
+    sm: async_sessionmaker[AsyncSession], expected_cursor: str | None, page: ChangesPage
+) -> list[Rejection]:
+    """Records and the next cursor in one transaction; CursorMoved if the stored cursor is not the one the
+    page was fetched with."""
+    async with transaction(sm) as session:
+        # FOR UPDATE (PostgreSQL) makes a concurrent sync wait here and then see the moved cursor.
+        stored = (
+            await session.execute(select(SyncState.value).where(SyncState.name == CURSOR).with_for_update())
+        ).scalar_one_or_none()
+        if stored != expected_cursor:
+            raise CursorMoved(f"cursor moved from {expected_cursor!r} to {stored!r}")
+        result = await ingest_raw(session, list(page.items))
+        if page.next_cursor != expected_cursor:
+            await set_state(session, CURSOR, page.next_cursor)
+    SYNCED.labels("stored").inc(result.stored)
+    SYNCED.labels("rejected").inc(len(result.rejected))
+    return result.rejected
+
+
+async def sync_until_caught_up(
+    sm: async_sessionmaker[AsyncSession],
+    connector: ComplaintsConnector,
+    *,
+    limit: int = PAGE_SIZE,
+    on_reject: Callable[[Rejection], None] = report_rejection,
+    after_page: Callable[[SyncReport], Awaitable[None] | None] | None = None,
+) -> SyncReport:
+    """Pull pages from the stored cursor until the feed says there is nothing more. Upstream failures
+    (UpstreamFailure) propagate; whatever was stored before them stays stored."""
+    report = SyncReport()
+    started = time.monotonic()
+    cursor = await read_cursor(sm)
+    while True:
+        page = await connector.changes(cursor, limit)
+        try:
+            rejected = await store_page(sm, cursor, page)
+        except CursorMoved as exc:
+            log.warning("sync: %s; continuing from the stored cursor", exc)
+            cursor = await read_cursor(sm)
+            continue
+        for rejection in rejected:
+            on_reject(rejection)
+        cursor = page.next_cursor
+        report.pages += 1
+        report.received += len(page.items)
+        report.stored += len(page.items) - len(rejected)
+        report.rejected += rejected
+        report.cursor = cursor
+        report.seconds = time.monotonic() - started
+        if after_page is not None:
+            maybe = after_page(report)
+            if maybe is not None:
+                await maybe
+        if not page.has_more:
+            return report
+
+
+async def run_forever(
+    sm: async_sessionmaker[AsyncSession],
+    connector: ComplaintsConnector,
+    *,
+    interval_s: float = 5.0,
+    limit: int = PAGE_SIZE,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Keep following the feed: catch up, wait `interval_s`, again. An unavailable platform is logged and
+    retried after the interval; nothing is lost, the cursor only moves with stored pages."""
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
+        try:
+            report = await sync_until_caught_up(sm, connector, limit=limit)
+            if report.received:
+                print(f"gateway sync: {report.summary()}", file=sys.stderr)
+        except UpstreamFailure as exc:
+            print(f"gateway sync: {exc.code} {exc}; retrying in {interval_s:g}s", file=sys.stderr)
+        try:
+            await asyncio.wait_for(stop.wait(), interval_s)
+        except TimeoutError:
+            pass
+
+
+# ------------------------------------------------------------------------------------------- command
+
+
+def add_subcommand(sub: Any) -> None:
+    """Registers `gateway sync` with the CLI (gateway/cli.py loads this module as an extension)."""
+    from gateway.cli import command
+
+    p = sub.add_parser("sync", help="pull changes from the complaint platform, resuming from the stored cursor")
+    p.add_argument("--once", action="store_true", help="stop once caught up instead of following the feed")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between polls when following")
+    p.add_argument("--limit", type=int, default=PAGE_SIZE, help="records per page (1..1000)")
+    command("sync")(cmd_sync)
+
+
+async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.cli import CommandError, open_store
+    from gateway.upstreams import connector_config
+
+    config = connector_config(settings, "complaints")
+    if not config.configured:
+        raise CommandError("GATEWAY_COMPLAINTS_URL is not set: there is no complaint platform to sync from")
+    if not 1 <= args.limit <= PAGE_SIZE:
+        raise CommandError(f"--limit must be 1..{PAGE_SIZE}")
+    engine, sm = await open_store(settings)
+    connector = ComplaintsConnector(config)
+    try:
+        if args.once:
+            try:
+                report = await sync_until_caught_up(sm, connector, limit=args.limit)
+            except UpstreamFailure as exc:
+                raise CommandError(f"{exc.code}: {exc}") from None
+            print(f"{report.summary()}; {report.stored / max(report.seconds, 1e-9):.0f} records/s")
+        else:
+            await run_forever(sm, connector, interval_s=args.interval, limit=args.limit)
+    finally:
+        await connector.aclose()
+        await engine.dispose()
+    return 0

@@ -279,4 +279,7 @@ async def after_store(session: AsyncSession, changed_ids: list[str]) -> None:
     """Derived data that must commit with the records that caused it (KPI facts, complaint flags)."""
     if not changed_ids:
         return
+    from gateway.kpi_store import derive_facts  # here, not at the top: kpi_store uses this module's bulk insert
+
+    await derive_facts(session, changed_ids)
     await raise_flags(session, changed_ids)

@@ -1,15 +1,52 @@
-"""`Complaint.deadlines`: each obligation of kpi.md with its due date and state, computed by the kpi package."""
+"""`Complaint.deadlines` and the `overdue` filter: each obligation of kpi.md with its due date and state,
+computed by the kpi package's obligation engine from the record's kind, receipt, real-name flag and events."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from gateway.gql import errors
 
+try:  # the kpi package is built alongside; without it these fields answer NOT_IMPLEMENTED
+    from kpi.calendar import WorkCalendar
+    from kpi.obligations import OVERDUE, EventIn, RecordIn, deadlines_at, derive
+    from kpi.policies import Policies
+except ImportError:  # pragma: no cover - only in a build without kpi
+    WorkCalendar = None  # type: ignore[assignment,misc]
 
-def deadlines_of(complaint: Any, events: list[Any]) -> list[Any]:
-    raise errors.not_implemented("deadlines (the kpi package's obligation engine)")
+
+@lru_cache(maxsize=4)
+def _rules(holidays_file: str | None, policy_file: str | None) -> tuple[Any, Any]:
+    return WorkCalendar.from_file(holidays_file), Policies.from_file(policy_file)
 
 
-def overdue_condition(overdue: bool) -> Any:
-    raise errors.not_implemented("the overdue filter (the kpi package's obligation engine)")
+def _facts(complaint: Any, events: list[Any], settings: Any) -> Any:
+    if WorkCalendar is None:
+        raise errors.not_implemented("deadlines (the kpi package's obligation engine)")
+    calendar, policies = _rules(settings.holidays_file, settings.policy_file)
+    record = RecordIn(
+        kind=complaint.kind, received_at=complaint.received_at, real_name=complaint.real_name,
+        events=[EventIn(e.type, e.at, e.data or {}) for e in events],
+    )
+    return derive(record, calendar, policies)
+
+
+def deadlines_of(complaint: Any, events: list[Any], settings: Any, now: datetime | None = None) -> list[dict[str, Any]]:
+    facts = _facts(complaint, events, settings)
+    as_of = now or datetime.now(UTC)
+    starts: dict[str, datetime] = {}
+    for step in facts.obligations:
+        starts.setdefault(step.obligation, step.valid_from)
+    return [
+        {
+            "code": d.obligation, "starts_at": starts[d.obligation], "due_date": d.due_day,
+            "fulfilled_at": d.fulfilled_at, "state": d.state, "policy_version": d.policy,
+        }
+        for d in deadlines_at(facts, as_of)
+    ]
+
+
+def is_overdue(complaint: Any, events: list[Any], settings: Any, now: datetime) -> bool:
+    return any(d["state"] == OVERDUE for d in deadlines_of(complaint, events, settings, now))

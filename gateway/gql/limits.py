@@ -29,7 +29,7 @@ from graphql.execution.values import get_argument_values
 from gateway.gql import errors
 from gateway.gql.listing import MAX_FIRST
 
-DEFAULT_LIST_SIZE = 10  # what a list without `first` (events, cases, children, rows) is assumed to hold
+DEFAULT_LIST_SIZE = 5  # what a list without `first` (events, cases, children, rows) is assumed to hold
 _CAP = 10**12  # saturation: exponential documents must not build huge integers
 
 

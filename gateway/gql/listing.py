@@ -6,7 +6,7 @@ import base64
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import graphene
@@ -18,6 +18,8 @@ from gateway.gql.status import status_condition
 from gateway.models import Complaint
 
 MAX_FIRST = 500
+OVERDUE_BATCH = 100
+OVERDUE_SCAN = 20_000
 _COMPLAINTS: Table = Complaint.__table__  # type: ignore[assignment]
 _USCC = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{18}$")
 
@@ -109,6 +111,9 @@ class ComplaintQuery:
 
     ctx: RequestContext
     conditions: list[Any] = field(default_factory=list)
+    # Overdue-ness depends on now and the working-day calendar, not on a column: checked record by record
+    # while walking the list in order, over at most OVERDUE_SCAN records.
+    overdue: bool | None = None
 
     @classmethod
     def for_caller(cls, ctx: RequestContext) -> ComplaintQuery:
@@ -149,26 +154,55 @@ class ComplaintQuery:
         if flt.get("status"):
             conds.append(or_(*(status_condition(str(_value(s))) for s in flt["status"])))
         if flt.get("overdue") is not None:
-            from gateway.gql.deadlines import overdue_condition
-
-            conds.append(overdue_condition(bool(flt["overdue"])))
+            self.overdue = bool(flt["overdue"])
         return self
 
-    async def page(self, first: int, after: str | None) -> Page:
-        check_first(first)
+    async def _slice(self, after: str | None, limit: int) -> list[Any]:
         c = _COMPLAINTS.c
         stmt = select(_COMPLAINTS).where(*self.conditions)
         if after:
             at, rid = decode_cursor(after)
             stmt = stmt.where(or_(c.received_at < at, and_(c.received_at == at, c.id < rid)))
-        stmt = stmt.order_by(c.received_at.desc(), c.id.desc()).limit(first + 1)
-        rows = await self.ctx.loaders._rows(stmt) if first else []
+        return await self.ctx.loaders._rows(stmt.order_by(c.received_at.desc(), c.id.desc()).limit(limit))
+
+    async def _overdue_rows(self, after: str | None, want: int) -> list[Any]:
+        from gateway.gql.deadlines import is_overdue
+
+        now = datetime.now(UTC)
+        out: list[Any] = []
+        scanned = 0
+        while len(out) < want:
+            rows = await self._slice(after, OVERDUE_BATCH)
+            if not rows:
+                break
+            scanned += len(rows)
+            if scanned > OVERDUE_SCAN:
+                raise errors.bad_input(
+                    f"filter.overdue looks at most {OVERDUE_SCAN} records: narrow the filter (unit, received range)",
+                    argument="filter",
+                )
+            events = await self.ctx.loaders.events.load_many([r.id for r in rows])
+            out += [r for r, ev in zip(rows, events, strict=True)
+                    if is_overdue(r, ev or [], self.ctx.settings, now) == self.overdue]
+            after = encode_cursor(rows[-1])
+        return out[:want]
+
+    async def page(self, first: int, after: str | None) -> Page:
+        check_first(first)
+        if not first:
+            rows: list[Any] = []
+        elif self.overdue is None:
+            rows = await self._slice(after, first + 1)
+        else:
+            rows = await self._overdue_rows(after, first + 1)
         loader = self.ctx.loaders.complaint
         for row in rows[:first]:
             loader.prime(row.id, row)
         return Page(rows[:first], len(rows) > first, self)
 
     async def count(self) -> int:
+        if self.overdue is not None:
+            return len(await self._overdue_rows(None, OVERDUE_SCAN))
         rows = await self.ctx.loaders._rows(select(func.count()).select_from(_COMPLAINTS).where(*self.conditions))
         return int(rows[0][0])
 

@@ -1,4 +1,4 @@
-"""Tables the GraphQL layer owns: the personal-data audit log and the complaint-to-incident links.
+"""Tables the GraphQL layer owns: the personal-data audit log, complaint-to-incident links, case leads.
 
 The emergency system looks incidents up by incident id only, so the gateway remembers which incidents it
 raised for which complaints (`incident_links`); `Complaint.incidents` reads them back in one batch.
@@ -7,8 +7,9 @@ raised for which complaints (`incident_links`); `Complaint.incidents` reads them
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.db import UTCDateTime
@@ -46,3 +47,16 @@ class IncidentLink(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     __table_args__ = (Index("ix_incident_links_incident", "incident_id"),)
+
+
+class CaseLeadRow(Base):
+    """A case lead suggested for a complaint: the body is fixed at the first suggestion, so that asking again
+    sends the very same request under the same Idempotency-Key and gets the first lead back."""
+
+    __tablename__ = "case_leads"
+
+    complaint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    lead_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

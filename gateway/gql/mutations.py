@@ -18,9 +18,9 @@ from connectors.models import CaseLeadRequest, IncidentRequest
 from gateway.db import transaction
 from gateway.gql import enums, errors
 from gateway.gql.context import RequestContext, context_of
-from gateway.gql.models import IncidentLink
+from gateway.gql.models import CaseLeadRow, IncidentLink
 from gateway.gql.types import JSON, CaseLead, Complaint, Incident
-from gateway.ingest import after_store, merge_events
+from gateway.ingest import after_store, insert_ignoring_duplicates, merge_events
 from gateway.models import Complaint as ComplaintRow
 from gateway.models import Event, OrgUnit
 from gateway.records import EventIn, describe_errors
@@ -87,12 +87,28 @@ async def suggest_case_lead(info: graphene.ResolveInfo, complaint_id: str) -> An
     ctx = context_of(info)
     ctx.require("operator")
     row = await _visible(ctx, complaint_id)
-    lead = CaseLeadRequest(
+    # The body is fixed at the first suggestion: asking again (or a retry after a crash) sends the same
+    # request under the same key, and the enforcement system answers with the first lead.
+    fresh = CaseLeadRequest(
         complaint_id=row.id, respondent_uscc=row.respondent_uscc, unit_code=row.handling_unit,
         summary=row.summary, suggested_at=datetime.now(UTC),
     )
-    # One lead per complaint: asking twice (or a retry after a crash) returns the first lead.
+    async with transaction(ctx.sessionmaker) as session:
+        await session.execute(
+            insert_ignoring_duplicates(session, CaseLeadRow).values(
+                complaint_id=row.id, payload=fresh.model_dump(mode="json"), created_at=datetime.now(UTC)
+            )
+        )
+        payload = (
+            await session.execute(select(CaseLeadRow.payload).where(CaseLeadRow.complaint_id == row.id))
+        ).scalar_one()
+    lead = CaseLeadRequest.model_validate(payload)
     result = await ctx.upstreams.enforcement.create_case_lead(lead, idempotency_key=f"case-lead-{row.id}")
+    async with transaction(ctx.sessionmaker) as session:
+        await session.execute(
+            update(CaseLeadRow).where(CaseLeadRow.complaint_id == row.id)
+            .values(lead_id=result.lead_id, status=result.status)
+        )
     return CaseLead(lead_id=result.lead_id, status=result.status, complaint_id=row.id)
 
 

@@ -177,7 +177,7 @@ class Complaint(graphene.ObjectType):
     status = graphene.Field(enums.ComplaintStatus, required=True)
     updated_at = graphene.DateTime(required=True)
     events = graphene.List(graphene.NonNull(Event), required=True)
-    deadlines = graphene.List(graphene.NonNull(Deadline), description="Null with NOT_IMPLEMENTED without kpi.")
+    deadlines = graphene.List(graphene.NonNull(Deadline), description="Each started obligation (kpi.md), as of now.")
     enterprise = graphene.Field(lambda: Enterprise, description="The respondent, by its USCC.")
     cases = graphene.List(graphene.NonNull(Case), description="Enforcement cases filed from this record.")
     incidents = graphene.List(graphene.NonNull(Incident), description="Incidents raised from this record.")
@@ -216,8 +216,9 @@ class Complaint(graphene.ObjectType):
 
     @staticmethod
     async def resolve_deadlines(root: Any, info: graphene.ResolveInfo) -> list[Any]:
-        events = await context_of(info).loaders.events.load(root.id)
-        return deadlines_of(root, events or [])
+        ctx = context_of(info)
+        events = await ctx.loaders.events.load(root.id)
+        return deadlines_of(root, events or [], ctx.settings)
 
     @staticmethod
     def resolve_enterprise(root: Any, info: graphene.ResolveInfo) -> Any:
@@ -261,7 +262,8 @@ class Enterprise(graphene.ObjectType):
         return context_of(info).loaders.enterprise.load(root.uscc)
 
     @staticmethod
-    async def resolve_complaints(root: EnterpriseRef, info: graphene.ResolveInfo, first: int, after: str | None) -> Any:
+    async def resolve_complaints(root: EnterpriseRef, info: graphene.ResolveInfo, first: int,
+                                 after: str | None = None) -> Any:
         from gateway.gql.listing import ComplaintQuery
 
         return await ComplaintQuery.for_enterprise(context_of(info), root.uscc).page(first, after)

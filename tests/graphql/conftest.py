@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -151,3 +151,21 @@ async def gw(db: Any, sims: dict[str, Sim], request: pytest.FixtureRequest) -> A
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             yield Gateway(client, sims, db, app)
+
+
+@asynccontextmanager
+async def another_gateway(gw: Gateway, **overrides: Any) -> AsyncIterator[Gateway]:
+    """A second gateway on the same database and simulators, with some settings changed."""
+    app = create_app(gateway_settings(gw.db.url, gw.sims, **overrides))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://gateway"
+    ) as client:
+        yield Gateway(client, gw.sims, gw.db, app)
+
+
+@contextmanager
+def fresh_sim(system: str) -> Iterator[Sim]:
+    """A simulator of its own for one test: for writes whose idempotency ledger must start empty."""
+    args: list[Any] = [[]] if system == "complaints" else []
+    with run_in_thread(FACTORIES[system](*args, token=SIM_TOKEN, seed=1)) as url:
+        yield Sim(system, url)

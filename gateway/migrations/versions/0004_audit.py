@@ -1,4 +1,4 @@
-"""Personal-data audit log; complaint-to-incident links.
+"""Personal-data audit log; complaint-to-incident links; case leads.
 
 Revision ID: 0004
 """
@@ -37,7 +37,17 @@ def upgrade() -> None:
     )
     op.create_index("ix_incident_links_incident", "incident_links", ["incident_id"])
 
+    op.create_table(
+        "case_leads",
+        sa.Column("complaint_id", sa.String(64), primary_key=True),
+        sa.Column("payload", sa.JSON, nullable=False),
+        sa.Column("lead_id", sa.String(64), nullable=True),
+        sa.Column("status", sa.String(32), nullable=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("case_leads")
     op.drop_table("incident_links")
     op.drop_table("pii_audit_log")

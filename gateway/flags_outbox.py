@@ -237,6 +237,18 @@ class Dispatcher:
             if r.outcome == "error":
                 log.error("outbox %s %s refused: %s", system, r.key, r.error)
 
+    async def unleased_pending(self) -> int:
+        """Items not delivered and not being sent by a live dispatcher: failed for now, or not yet tried."""
+        now = datetime.now(UTC)
+        async with self.sm() as session:
+            found = await session.execute(
+                select(func.count()).where(
+                    OutboxItem.state == PENDING,
+                    (OutboxItem.lease_until.is_(None)) | (OutboxItem.lease_until < now),
+                )
+            )
+            return int(found.scalar_one())
+
     # ------------------------------------------------------------------------------------------- gauges
 
     async def update_gauges(self) -> dict[str, tuple[int, float]]:

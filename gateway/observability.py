@@ -1,0 +1,127 @@
+"""Operations: request ids, structured JSON logs, and the Prometheus metrics of the HTTP surface.
+
+Metric names follow Prometheus conventions: a `gateway_` prefix, base units (`_seconds`), counters ending
+in `_total` (prometheus-client adds it), and few labels — the route template, never the raw path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.routing import Match
+
+from connectors.context import request_id_var
+
+HTTP_REQUESTS = Counter(
+    "gateway_http_requests", "HTTP requests served, by route template and status code", ["method", "route", "status"]
+)
+HTTP_DURATION = Histogram(
+    "gateway_http_request_duration_seconds", "Time to serve an HTTP request", ["method", "route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+GRAPHQL_OPERATIONS = Counter(
+    "gateway_graphql_operations", "GraphQL operations executed, by operation name and outcome", ["operation", "outcome"]
+)
+GRAPHQL_DURATION = Histogram(
+    "gateway_graphql_operation_duration_seconds", "Time to execute a GraphQL operation", ["operation"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+INGESTED = Counter(
+    "gateway_ingest_records", "Complaint records received, by path (push, import, sync) and result",
+    ["source", "result"],
+)
+REPORT_DURATION = Histogram(
+    "gateway_report_duration_seconds", "Time to compute a KPI report, by output format", ["format"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+log = logging.getLogger("gateway.http")
+
+
+# ------------------------------------------------------------------------------------------------ logs
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the request id of the request being served (if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        rid = request_id_var.get()
+        if rid:
+            entry["request_id"] = rid
+        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")})
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter() if json_logs else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+# ------------------------------------------------------------------------------------------- middleware
+
+
+def _route_template(request: Request) -> str:
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is Match.FULL:
+            return str(getattr(route, "path", "other"))
+    return "unmatched"  # one label value for every unknown path: no label explosion
+
+
+def install(app: FastAPI) -> None:
+    """Request ids, access logs and HTTP metrics on every request; `GET /metrics` for Prometheus."""
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        if len(rid) > 128:
+            rid = uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        started = time.perf_counter()
+        route = _route_template(request)
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            response.headers["X-Request-Id"] = rid
+            return response
+        finally:
+            elapsed = time.perf_counter() - started
+            HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
+            HTTP_DURATION.labels(request.method, route).observe(elapsed)
+            log.info(
+                "request", extra={"method": request.method, "route": route, "status": status,
+                                  "duration_s": round(elapsed, 6)},
+            )
+            request_id_var.reset(token)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        refresh = getattr(app.state, "refresh_gauges", None)
+        if refresh is not None:
+            await refresh()
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -146,7 +146,8 @@ def _print_welcome(settings: Settings, args: argparse.Namespace, jwt_secret: str
         "Try:",
         f"  curl -s {base}/graphql -H 'Content-Type: application/json' \\",
         f"    -H 'Authorization: Bearer {tokens['external system (reader, 四川省)']}' \\",
-        "    -d '{\"query\": \"{ complaints(first: 3) { nodes { id kind receivedAt enterprise { creditProfile { name riskLevel } } } } }\"}'",
+        "    -d '{\"query\": \"{ complaints(first: 3) { nodes { id kind receivedAt "
+        "enterprise { creditProfile { name riskLevel } } } } }\"}'",
         "",
     ]
     print("\n".join(lines), flush=True)

@@ -23,6 +23,7 @@ from connectors.config import ConnectorConfig, System
 from connectors.context import current_request_id
 from connectors.errors import UpstreamError, UpstreamFailure, UpstreamNotConfigured, UpstreamUnavailable
 from connectors.retry_budget import RetryBudget
+from connectors.transport import ShardedTransport
 
 T = TypeVar("T")
 
@@ -94,11 +95,7 @@ class BaseConnector:
                 base_url=self.config.url,
                 headers=headers,
                 timeout=httpx.Timeout(self.config.timeout_s),
-                limits=httpx.Limits(
-                    max_connections=self.config.max_connections,
-                    max_keepalive_connections=self.config.max_connections,
-                ),
-                transport=self._transport,
+                transport=self._transport or ShardedTransport(self.config.max_connections),
             )
         return self._client
 

@@ -100,14 +100,22 @@ async def sync_until_caught_up(
     report = SyncReport()
     started = time.monotonic()
     cursor = await read_cursor(sm)
+    page = await connector.changes(cursor, limit)
     while True:
-        page = await connector.changes(cursor, limit)
+        # Fetch the next page while this one is stored: the network and the database work overlap. The
+        # next page is only stored after this one committed, so the order of the feed is kept.
+        ahead = asyncio.ensure_future(connector.changes(page.next_cursor, limit)) if page.has_more else None
         try:
             rejected = await store_page(sm, cursor, page)
         except CursorMoved as exc:
+            await _discard(ahead)
             log.warning("sync: %s; continuing from the stored cursor", exc)
             cursor = await read_cursor(sm)
+            page = await connector.changes(cursor, limit)
             continue
+        except BaseException:
+            await _discard(ahead)
+            raise
         for rejection in rejected:
             on_reject(rejection)
         cursor = page.next_cursor
@@ -117,12 +125,26 @@ async def sync_until_caught_up(
         report.rejected += rejected
         report.cursor = cursor
         report.seconds = time.monotonic() - started
-        if after_page is not None:
-            maybe = after_page(report)
-            if maybe is not None:
-                await maybe
-        if not page.has_more:
+        try:
+            if after_page is not None:
+                maybe = after_page(report)
+                if maybe is not None:
+                    await maybe
+        except BaseException:
+            await _discard(ahead)
+            raise
+        if ahead is None:
             return report
+        page = await ahead
+
+
+async def _discard(task: asyncio.Future[ChangesPage] | None) -> None:
+    if task is not None:
+        task.cancel()
+        try:
+            await task
+        except BaseException:  # noqa: BLE001 - its result or failure no longer matters
+            pass
 
 
 async def run_forever(

@@ -162,15 +162,10 @@ async def test_failure_between_pages_resumes_without_loss(store: Database, conne
 async def test_upstream_outage_keeps_what_was_stored(
     store: Database, connector: ComplaintsConnector, platform: Platform
 ) -> None:
-    def outage_after_first(report: SyncReport) -> None:
-        if report.pages == 1:
-            platform.faults(outage="503")
-
+    platform.faults(script=["ok", "503", "503", "503", "503"])  # page 1 comes, page 2 fails all 4 attempts
     with pytest.raises(UpstreamUnavailable):
-        await sync_until_caught_up(store.sessionmaker, connector, limit=100, on_reject=lambda r: None,
-                                   after_page=outage_after_first)
+        await sync_until_caught_up(store.sessionmaker, connector, limit=100, on_reject=lambda r: None)
     assert (await counts(store))[0] == 100
-    platform.faults()
     resumed = await sync_until_caught_up(store.sessionmaker, connector, limit=100, on_reject=lambda r: None)
     assert resumed.received == 153
     assert await counts(store) == (250, ALL_EVENTS)

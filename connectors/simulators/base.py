@@ -29,10 +29,10 @@ from starlette.types import Message, Receive, Scope, Send
 
 class Faults(BaseModel):
     """What goes wrong, applied to /api/ requests only. `script` is consumed first, one entry per request;
-    then the rates apply. An entry or outage is a status ("503"), "reset" (TCP RST before answering), "hang"
-    (answer after `hang_s`), "malformed" (200 with invalid JSON), "badshape" (200, valid JSON of the wrong
-    shape), "truncate" (headers, half the body, then RST), or any of these suffixed "-after": the request
-    is processed first (the effect happens), then the answer is lost that way."""
+    then the rates apply. An entry or outage is "ok" (no fault), a status ("503"), "reset" (TCP RST before
+    answering), "hang" (answer after `hang_s`), "malformed" (200 with invalid JSON), "badshape" (200, valid
+    JSON of the wrong shape), "truncate" (headers, half the body, then RST), or any of these suffixed
+    "-after": the request is processed first (the effect happens), then the answer is lost that way."""
 
     latency_ms: float = Field(default=0, ge=0)
     jitter_ms: float = Field(default=0, ge=0)  # uniform 0..jitter added to latency
@@ -90,7 +90,8 @@ class SimState:
     def next_fault(self) -> str | None:
         f = self.faults
         if f.script:
-            return f.script.pop(0)
+            action = f.script.pop(0)
+            return None if action == "ok" else action
         if f.outage:
             return f.outage
         draw = self.rng.random

@@ -75,7 +75,7 @@ async def test_retry_after_beyond_the_budget_gives_up_at_once(make: Make, sims: 
     started = time.monotonic()
     with pytest.raises(UpstreamUnavailable, match="Retry-After"):
         await make("credit", budget_s=1.0).enterprises([USCC])
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.0  # it did not wait the 30 s, nor even the budget
     assert sims["credit"].stats()["total_requests"] == 1
 
 
@@ -84,15 +84,15 @@ async def test_total_budget_bounds_the_call(make: Make, sims: dict[str, Sim]) ->
     started = time.monotonic()
     with pytest.raises(UpstreamUnavailable):
         await make("credit", timeout_s=0.3, budget_s=0.8, attempts=10).enterprises([USCC])
-    assert time.monotonic() - started < 1.0
-    assert sims["credit"].stats()["total_requests"] == 3  # 0.3 + 0.3 + the 0.2 left
+    assert time.monotonic() - started < 1.2
+    assert 2 <= sims["credit"].stats()["total_requests"] <= 3  # 0.3 + 0.3 + the 0.2 left, short of 10
 
 
 async def test_timeout_is_retried(make: Make, sims: dict[str, Sim]) -> None:
     sims["credit"].faults(script=["hang"], hang_s=3)
     started = time.monotonic()
-    assert len(await make("credit", timeout_s=0.2).enterprises([USCC])) == 1
-    assert 0.2 <= time.monotonic() - started < 1.0
+    assert len(await make("credit", timeout_s=0.5).enterprises([USCC])) == 1
+    assert 0.5 <= time.monotonic() - started < 2.5
     assert sims["credit"].stats()["total_requests"] == 2
 
 
@@ -187,7 +187,7 @@ async def test_circuit_opens_refuses_fast_half_opens_and_closes(make: Make, sims
     started = time.monotonic()
     with pytest.raises(UpstreamUnavailable, match="circuit open"):
         await credit.enterprises([USCC])
-    assert time.monotonic() - started < 0.01
+    assert time.monotonic() - started < 0.05
     assert sims["credit"].stats()["total_requests"] == 4  # the refused call never left
 
     await asyncio.sleep(0.55)

@@ -8,6 +8,7 @@ from typing import Any
 import graphene
 
 from gateway.gql import errors
+from gateway.gql.alerts import EarlyWarning, resolve_alerts
 from gateway.gql.audit import PiiReadConnection, resolve_audit_log
 from gateway.gql.context import context_of
 from gateway.gql.flags import CreditFlagConnection, resolve_credit_flags
@@ -43,6 +44,14 @@ class Query(graphene.ObjectType):
         first=graphene.Int(default_value=50, description="At most 500."),
         after=graphene.String(),
         required=True,
+    )
+    alerts = graphene.Field(
+        graphene.List(graphene.NonNull(EarlyWarning)),
+        unit=graphene.String(description="A unit: alerts of the counties at or below it. Default: all visible."),
+        since=graphene.Date(description="First day listed (Asia/Shanghai)."),
+        first=graphene.Int(default_value=100, description="At most 500; newest day first."),
+        required=True,
+        description="Early-warning alerts (动态预警) in the caller's jurisdiction.",
     )
     audit_log = graphene.Field(
         PiiReadConnection,
@@ -95,6 +104,11 @@ class Query(graphene.ObjectType):
     async def resolve_credit_flags(root: Any, info: graphene.ResolveInfo, first: int, since: datetime | None = None,
                                    after: str | None = None) -> Any:
         return await resolve_credit_flags(info, since, first, after)
+
+    @staticmethod
+    async def resolve_alerts(root: Any, info: graphene.ResolveInfo, first: int, unit: str | None = None,
+                             since: date | None = None) -> Any:
+        return await resolve_alerts(info, unit, since, first)
 
     @staticmethod
     async def resolve_audit_log(root: Any, info: graphene.ResolveInfo, first: int, complaint_id: str | None = None,

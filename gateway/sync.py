@@ -26,7 +26,7 @@ from connectors import ComplaintsConnector, UpstreamFailure
 from connectors.models import ChangesPage
 from gateway.db import transaction
 from gateway.ingest import Rejection, ingest_raw
-from gateway.models import SyncState
+from gateway.models import OrgUnit, SyncState
 from gateway.settings import Settings
 from gateway.state import get_state, set_state
 
@@ -36,6 +36,10 @@ CURSOR = "complaints.changes.cursor"  # the sync_state row holding the feed curs
 PAGE_SIZE = 1000
 
 SYNCED = Counter("gateway_sync_records", "Records received from the complaint platform's feed", ["result"])
+
+
+class NoUnits(Exception):
+    """No org units are loaded: every record would be rejected and the cursor would move past them all."""
 
 
 class CursorMoved(Exception):
@@ -99,7 +103,10 @@ async def sync_until_caught_up(
     (UpstreamFailure) propagate; whatever was stored before them stays stored."""
     report = SyncReport()
     started = time.monotonic()
-    cursor = await read_cursor(sm)
+    async with sm() as session:
+        if (await session.execute(select(OrgUnit.code).limit(1))).first() is None:
+            raise NoUnits("no org units loaded: run `gateway import-units FILE.csv` first")
+        cursor = await get_state(session, CURSOR)
     page = await connector.changes(cursor, limit)
     while True:
         # Fetch the next page while this one is stored: the network and the database work overlap. The
@@ -165,6 +172,8 @@ async def run_forever(
                 print(f"gateway sync: {report.summary()}", file=sys.stderr)
         except UpstreamFailure as exc:
             print(f"gateway sync: {exc.code} {exc}; retrying in {interval_s:g}s", file=sys.stderr)
+        except NoUnits as exc:
+            print(f"gateway sync: {exc}; retrying in {interval_s:g}s", file=sys.stderr)
         try:
             await asyncio.wait_for(stop.wait(), interval_s)
         except TimeoutError:
@@ -202,6 +211,8 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
                 report = await sync_until_caught_up(sm, connector, limit=args.limit)
             except UpstreamFailure as exc:
                 raise CommandError(f"{exc.code}: {exc}") from None
+            except NoUnits as exc:
+                raise CommandError(str(exc)) from None
             print(f"{report.summary()}; {report.stored / max(report.seconds, 1e-9):.0f} records/s")
         else:
             await run_forever(sm, connector, interval_s=args.interval, limit=args.limit)

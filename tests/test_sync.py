@@ -24,7 +24,7 @@ from gateway.db import transaction
 from gateway.ingest import Rejection
 from gateway.models import Complaint, Event
 from gateway.state import get_state
-from gateway.sync import CURSOR, SyncReport, sync_until_caught_up
+from gateway.sync import CURSOR, NoUnits, SyncReport, sync_until_caught_up
 from gateway.units import import_units
 from tests.conftest import Database
 
@@ -199,3 +199,9 @@ async def test_sigkill_mid_sync_then_resume(store: Database, platform: Platform)
     assert done.returncode == 0, done.stderr
     assert "received" in done.stdout
     assert await counts(store) == (250, ALL_EVENTS)
+
+
+async def test_no_units_refuses_instead_of_skipping_everything(db: Database, connector: ComplaintsConnector) -> None:
+    with pytest.raises(NoUnits):
+        await sync_until_caught_up(db.sessionmaker, connector)
+    assert await cursor_of(db) is None

@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import httpx
 from pydantic import ValidationError
@@ -104,7 +104,7 @@ class BaseConnector:
             await self._client.aclose()
             self._client = None
 
-    async def __aenter__(self: _C) -> _C:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -230,6 +230,8 @@ class BaseConnector:
             raise UpstreamError(self.system, f"cannot reach the configured URL: {exc}", config_fault=True) from None
         except httpx.TransportError as exc:  # refused, reset, closed mid-answer, truncated body
             raise _Transient(f"{type(exc).__name__}: {exc or 'connection failed'}") from None
+        except httpx.HTTPError as exc:  # e.g. a body that does not decode as its Content-Encoding says
+            raise UpstreamError(self.system, f"unreadable answer: {type(exc).__name__}: {exc}") from None
         return self._interpret(resp, parse, none_on_404)
 
     def _interpret(self, resp: httpx.Response, parse: Callable[[Any], T], none_on_404: bool) -> T | None:
@@ -274,9 +276,6 @@ class BaseConnector:
                 raise r  # the first failed batch; the others finished (no half-cancelled requests)
             out.extend(r)
         return out
-
-
-_C = TypeVar("_C", bound=BaseConnector)
 
 
 def _describe(exc: Exception) -> str:

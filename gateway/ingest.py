@@ -8,12 +8,15 @@ so derived data (KPI facts, complaint flags) commits or rolls back with the reco
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from typing import Any
 
+import asyncpg
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import JSON, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -111,11 +114,11 @@ def _complaint_row(record: ComplaintIn, units: UnitIndex, digest: str, now: date
     resp = record.respondent
     return {
         "id": record.id,
-        "kind": record.kind.value,
-        "channel": record.channel.value,
-        "hotline": record.hotline.value if record.hotline else None,
-        "urgency": record.urgency.value,
-        "category": record.category.value,
+        "kind": record.kind,
+        "channel": record.channel,
+        "hotline": record.hotline,
+        "urgency": record.urgency,
+        "category": record.category,
         "received_at": record.received_at,
         "received_day": record.received_day,
         "handling_unit": record.handling_unit,
@@ -141,18 +144,58 @@ def _event_row(complaint_id: str, seq: int, ev: EventIn) -> dict[str, Any]:
         "id": ev.id,
         "complaint_id": complaint_id,
         "seq": seq,
-        "type": ev.type.value,
+        "type": ev.type,
         "at": ev.at,
         "unit": ev.unit,
         "data": ev.data,
     }
 
 
+async def bulk_insert_ignoring_duplicates(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows, skipping those whose key is already stored.
+
+    On PostgreSQL the rows travel by binary COPY into a temporary table and are moved over with one
+    INSERT … SELECT … ON CONFLICT DO NOTHING: several times faster than multi-row INSERTs for bulk loads.
+    """
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        await session.execute(insert_ignoring_duplicates(session, model), rows)
+        return
+    table = model.__table__
+    columns = [c.name for c in table.columns]
+    temp = f"_load_{table.name}"
+    conn = await session.connection()
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    for col in (c.name for c in table.columns if isinstance(c.type, JSON)):
+        for row in rows:
+            value = row[col]
+            row[col] = json.dumps(value, ensure_ascii=False) if value else "{}"
+    records = list(map(itemgetter(*columns), rows))
+    # Usually every row is new: COPY straight into the table. If a key is taken after all (a concurrent
+    # writer, an event id stored under another record), undo that and take the path that skips duplicates.
+    try:
+        async with raw.transaction():  # a savepoint inside the session's transaction
+            await raw.copy_records_to_table(table.name, records=records, columns=columns)
+        return
+    except asyncpg.UniqueViolationError:
+        pass
+    await raw.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    await raw.copy_records_to_table(temp, records=records, columns=columns)
+    names = ", ".join(columns)
+    await raw.execute(
+        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {temp} ON CONFLICT DO NOTHING; TRUNCATE {temp}"
+    )
+
+
 def insert_ignoring_duplicates(session: AsyncSession, model: Any) -> Any:
     """INSERT … ON CONFLICT DO NOTHING in the session's dialect."""
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(model).on_conflict_do_nothing()
+    return insert(model.__table__).on_conflict_do_nothing()  # Core, not ORM: bulk loads skip ORM bookkeeping
 
 
 async def upsert_records(session: AsyncSession, records: list[ComplaintIn], units: UnitIndex) -> UpsertResult:
@@ -179,17 +222,17 @@ async def upsert_records(session: AsyncSession, records: list[ComplaintIn], unit
     result.unchanged = len(by_id) - len(new) - len(changed)
 
     if new:
-        await session.execute(
-            insert_ignoring_duplicates(session, Complaint),
-            [_complaint_row(r, units, digests[r.id], now) | {"created_at": now} for r in new],
+        await bulk_insert_ignoring_duplicates(
+            session, Complaint, [_complaint_row(r, units, digests[r.id], now) | {"created_at": now} for r in new]
         )
-        await session.execute(
-            insert_ignoring_duplicates(session, Complainant),
+        await bulk_insert_ignoring_duplicates(
+            session,
+            Complainant,
             [{"complaint_id": r.id, "name": r.complainant.name, "phone": r.complainant.phone} for r in new],
         )
-        event_rows = [_event_row(r.id, seq, ev) for r in new for seq, ev in enumerate(r.sorted_events())]
-        if event_rows:
-            await session.execute(insert_ignoring_duplicates(session, Event), event_rows)
+        await bulk_insert_ignoring_duplicates(
+            session, Event, [_event_row(r.id, seq, ev) for r in new for seq, ev in enumerate(r.sorted_events())]
+        )
     if changed:
         await session.execute(
             update(Complaint), [_complaint_row(r, units, digests[r.id], now) for r in changed]
@@ -267,8 +310,7 @@ async def merge_events(session: AsyncSession, incoming: dict[str, list[EventIn]]
             await session.execute(update(Event), full)
         if seq_only:
             await session.execute(update(Event), seq_only)
-    if inserts:
-        await session.execute(insert_ignoring_duplicates(session, Event), inserts)
+    await bulk_insert_ignoring_duplicates(session, Event, inserts)
 
 
 def _event_row_seq_only(row: Any, seq: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from gateway.db import transaction
 from gateway.ingest import Rejection
 from gateway.models import Complaint, Event
 from gateway.state import get_state
-from gateway.sync import CURSOR, NoUnits, SyncReport, sync_until_caught_up
+from gateway.sync import CURSOR, NoUnits, SyncReport, run_forever, sync_until_caught_up
 from gateway.units import import_units
 from tests.conftest import Database
 
@@ -205,3 +205,24 @@ async def test_no_units_refuses_instead_of_skipping_everything(db: Database, con
     with pytest.raises(NoUnits):
         await sync_until_caught_up(db.sessionmaker, connector)
     assert await cursor_of(db) is None
+
+
+async def test_follow_mode_picks_up_new_records(
+    store: Database, connector: ComplaintsConnector, platform: Platform
+) -> None:
+    stop = asyncio.Event()
+    follower = asyncio.create_task(run_forever(store.sessionmaker, connector, interval_s=0.05, stop=stop))
+    try:
+        for _ in range(200):
+            if (await counts(store))[0] == 250:
+                break
+            await asyncio.sleep(0.05)
+        platform.put(*generate_records(3, seed=4, id_prefix="F"))
+        for _ in range(200):
+            if (await counts(store))[0] == 253:
+                break
+            await asyncio.sleep(0.05)
+        assert (await counts(store))[0] == 253
+    finally:
+        stop.set()
+        await asyncio.wait_for(follower, 5)

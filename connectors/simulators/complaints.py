@@ -90,7 +90,8 @@ def create_app(
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         items, last, has_more = feed.page(after, limit)
-        return {"items": items, "next_cursor": encode_cursor(max(last, after)), "has_more": has_more}
+        # A JSONResponse skips FastAPI's per-value encoder walk: pages of 1000 records are big.
+        return JSONResponse({"items": items, "next_cursor": encode_cursor(max(last, after)), "has_more": has_more})
 
     @app.get("/api/v1/complaints/{complaint_id}")
     async def get_complaint(complaint_id: str) -> Any:

@@ -126,6 +126,11 @@ def _located(error: GraphQLError) -> dict[str, Any]:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     service = GraphQLService(app.state.settings, build_upstreams(app.state.settings))
     app.state.graphql = service
+    # Building an HTTP client loads TLS certificates (tenths of a second of CPU each): at start-up, not
+    # inside the first request that needs each system.
+    for connector in service.upstreams.all().values():
+        if connector.configured:
+            connector.client  # noqa: B018
     try:
         yield
     finally:

@@ -127,5 +127,5 @@ async def resolve_kpi_report(
             doc = await build(session, unit=unit, level=level, date_from=from_, date_to=to, as_of=as_of,
                               scheme=scheme)
     except ValueError as exc:  # the report engine's word for a bad level, range or scheme
-        raise errors.bad_input(str(exc)) from None
+        raise errors.GatewayError(getattr(exc, "code", errors.BAD_USER_INPUT), str(exc)) from None
     return report_from_document(doc)

@@ -17,7 +17,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from gql_support import CALLERS, PLACES, SECRET, SIM_TOKEN, UNITS_CSV, case_for, incident_for, world  # noqa: E402
+from gql_support import (  # noqa: E402
+    CALLERS,
+    PLACES,
+    SECRET,
+    SIM_TOKEN,
+    UNITS_CSV,
+    USCC_A,
+    case_for,
+    incident_for,
+    world,
+)
 
 from connectors.simulators import FACTORIES, run_in_thread  # noqa: E402
 from gateway.app import create_app  # noqa: E402
@@ -63,6 +73,9 @@ def sims() -> Iterator[dict[str, Sim]]:
             args: list[Any] = [[]] if system == "complaints" else []
             url = stack.enter_context(run_in_thread(FACTORIES[system](*args, token=SIM_TOKEN, seed=1)))
             out[system] = Sim(system, url)
+        # The credit simulator builds its place tables on first use: not a cost any test should time.
+        httpx.get(f"{out['credit'].url}/api/v1/enterprises", params={"uscc": USCC_A},
+                  headers={"Authorization": f"Bearer {SIM_TOKEN}"}, timeout=30).raise_for_status()
         yield out
 
 
@@ -101,13 +114,16 @@ class Gateway:
     db: Any
     app: Any
 
-    async def gql(self, query: str, variables: dict[str, Any] | None = None, *, unit: str = "100000",
+    async def gql(self, query: str | None, variables: dict[str, Any] | None = None, *, unit: str = "100000",
                   roles: str = "reader", bearer: str | None = None, headers: dict[str, str] | None = None,
-                  **extra: Any) -> Answer:
-        body: dict[str, Any] = {"query": query, **extra}
+                  sub: str = "tester", **extra: Any) -> Answer:
+        body: dict[str, Any] = {**extra}
+        if query is not None:
+            body["query"] = query
         if variables is not None:
             body["variables"] = variables
-        h = {"Accept": "application/graphql-response+json", "Authorization": f"Bearer {bearer or token(unit, roles)}"}
+        bearer = bearer or token(unit, roles, sub=sub)
+        h = {"Accept": "application/graphql-response+json", "Authorization": f"Bearer {bearer}"}
         h.update(headers or {})
         resp = await self.client.post("/graphql", content=json.dumps(body), headers={
             "Content-Type": "application/json", **h})
@@ -123,7 +139,7 @@ def gateway_settings(db_url: str, sims: dict[str, Sim], **overrides: Any) -> Set
     tokens = {f"{s}_token": SIM_TOKEN for s in SYSTEMS}
     values: dict[str, Any] = dict(
         database_url=db_url, jwt_secret=SECRET, auto_migrate=False, dispatcher=False,
-        connector_timeout_s=0.5, connector_attempts=2, connector_budget_s=1.0, circuit_min_calls=1000,
+        connector_timeout_s=1.0, connector_attempts=2, connector_budget_s=2.0, circuit_min_calls=1000,
         **urls, **tokens,
     )
     values.update(overrides)

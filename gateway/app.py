@@ -10,11 +10,13 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from gateway import observability
 from gateway.db import make_engine, make_sessionmaker
 from gateway.dispatch import BackgroundDispatcher
 from gateway.gql.http import router as graphql_router
 from gateway.ingest_api import router as ingest_router
 from gateway.migrate import current_revision, head_revision, migrate
+from gateway.reports_page import router as reports_page_router
 from gateway.settings import Settings, get_settings
 
 
@@ -40,6 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="12315 gateway", version="1", lifespan=lifespan)
     app.state.settings = settings
     app.include_router(ingest_router)
+    app.include_router(reports_page_router)
+    observability.install(app)
     app.include_router(graphql_router)
 
     @app.get("/healthz")
@@ -57,6 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 body["migrations"], status = "outdated", 503
         except Exception as exc:  # any failure to reach the database means not ready
             body["database"], status = f"unavailable: {type(exc).__name__}", 503
+        service = getattr(app.state, "graphql", None)  # holds the connectors the API calls through
+        if service is not None:
+            body["systems"] = service.upstreams.circuit_states()
         body["status"] = "ready" if status == 200 else "not ready"
         return JSONResponse(body, status_code=status)
 

@@ -17,7 +17,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
-from starlette.routing import Match
 
 from connectors.context import request_id_var
 
@@ -85,11 +84,10 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
 
 
 def _route_template(request: Request) -> str:
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is Match.FULL:
-            return str(getattr(route, "path", "other"))
-    return "unmatched"  # one label value for every unknown path: no label explosion
+    """The matched route's path template (set in the scope by routing), so labels stay few."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None) or getattr(route, "path_format", None)
+    return str(path) if path else "unmatched"  # one value for every unknown path: no label explosion
 
 
 def install(app: FastAPI) -> None:
@@ -102,7 +100,6 @@ def install(app: FastAPI) -> None:
             rid = uuid.uuid4().hex
         token = request_id_var.set(rid)
         started = time.perf_counter()
-        route = _route_template(request)
         status = 500
         try:
             response = await call_next(request)
@@ -111,6 +108,7 @@ def install(app: FastAPI) -> None:
             return response
         finally:
             elapsed = time.perf_counter() - started
+            route = _route_template(request)
             HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
             HTTP_DURATION.labels(request.method, route).observe(elapsed)
             log.info(

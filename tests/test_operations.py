@@ -1,0 +1,122 @@
+"""Operations: metrics that pass promtool, health and readiness, request ids carried upstream, JSON logs,
+and a compose file that docker-compose accepts."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from connectors.context import request_id_var
+from connectors.simulators import credit as sim_credit
+from connectors.simulators.server import run_in_thread
+from gateway.app import create_app
+from gateway.auth import mint_token
+from gateway.observability import JsonFormatter
+from gateway.settings import Settings
+from tests.conftest import Database
+from tests.factories import USCC, load_units, record
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "ops-test-secret"
+
+
+@pytest.fixture
+async def client(db: Database) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(Settings(database_url=db.url, jwt_secret=SECRET, dispatcher=False))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            yield c
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus) not installed")
+async def test_metrics_pass_promtool(client: httpx.AsyncClient) -> None:
+    await client.get("/healthz")
+    await client.get("/no/such/path")
+    await client.post("/graphql", json={"query": "{ __typename }"})
+    text = (await client.get("/metrics")).text
+    for name in ("gateway_http_requests_total", "gateway_http_request_duration_seconds_bucket",
+                 "gateway_upstream_requests_total", "gateway_outbox_pending"):
+        assert name in text, name
+    assert 'route="unmatched"' in text and "/no/such/path" not in text  # no label per raw path
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert check.returncode == 0 and check.stdout.strip() == "" and check.stderr.strip() == "", check.stderr
+
+
+async def test_health_and_readiness(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["database"] == "ok" and body["migrations"] == "current"
+    assert body["systems"]["credit"] == "not_configured"
+
+
+async def test_not_ready_without_migrations(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+    app = create_app(Settings(database_url=url, jwt_secret=SECRET, auto_migrate=False, dispatcher=False))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            ready = await c.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["migrations"] == "outdated"
+
+
+async def test_not_ready_when_database_is_unreachable(tmp_path: Path) -> None:
+    url = "postgresql+asyncpg://nobody@127.0.0.1:1/none"  # nothing listens on port 1
+    app = create_app(Settings(database_url=url, jwt_secret=SECRET, auto_migrate=False, dispatcher=False))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            ready = await c.get("/readyz")
+            assert (await c.get("/healthz")).status_code == 200
+    assert ready.status_code == 503 and ready.json()["database"].startswith("unavailable")
+
+
+async def test_request_id_reaches_the_upstream_system(db: Database) -> None:
+    await load_units(db.sessionmaker)
+    from gateway.db import transaction
+    from gateway.ingest import ingest_raw
+
+    async with transaction(db.sessionmaker) as session:
+        await ingest_raw(session, [record("RID-1")])
+    sim = sim_credit.create_app(token="t")
+    with run_in_thread(sim) as credit_url:
+        settings = Settings(database_url=db.url, jwt_secret=SECRET, dispatcher=False,
+                            credit_url=credit_url, credit_token="t")
+        app = create_app(settings)
+        token = mint_token(SECRET, "ops-test", "510000", ["reader"])
+        async with app.router.lifespan_context(app):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+                resp = await c.post(
+                    "/graphql",
+                    json={"query": '{ complaint(id: "RID-1") { enterprise { uscc creditProfile { name } } } }'},
+                    headers={"Authorization": f"Bearer {token}", "X-Request-Id": "trace-me-123"},
+                )
+                assert resp.headers["X-Request-Id"] == "trace-me-123"
+                assert resp.json()["data"]["complaint"]["enterprise"]["uscc"] == USCC
+                seen = httpx.get(f"{credit_url}/_sim/requests").json()
+    assert any(r["request_id"] == "trace-me-123" for r in seen)
+
+
+def test_json_logs_carry_the_request_id() -> None:
+    token = request_id_var.set("rid-42")
+    try:
+        line = JsonFormatter().format(
+            logging.LogRecord("gateway.test", logging.INFO, __file__, 1, "hello %s", ("world",), None)
+        )
+    finally:
+        request_id_var.reset(token)
+    entry = json.loads(line)
+    assert entry["msg"] == "hello world" and entry["request_id"] == "rid-42" and entry["level"] == "info"
+
+
+@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (Debian package) not installed")
+def test_compose_file_is_valid() -> None:
+    done = subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "GATEWAY_JWT_SECRET": "x"})
+    assert done.returncode == 0, done.stderr

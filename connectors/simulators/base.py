@@ -30,9 +30,10 @@ from starlette.types import Message, Receive, Scope, Send
 class Faults(BaseModel):
     """What goes wrong, applied to /api/ requests only. `script` is consumed first, one entry per request;
     then the rates apply. An entry or outage is "ok" (no fault), a status ("503"), "reset" (TCP RST before
-    answering), "hang" (answer after `hang_s`), "malformed" (200 with invalid JSON), "badshape" (200, valid
-    JSON of the wrong shape), "truncate" (headers, half the body, then RST), or any of these suffixed
-    "-after": the request is processed first (the effect happens), then the answer is lost that way."""
+    answering), "close" (FIN, no answer), "hang" (answer after `hang_s`), "malformed" (200 with invalid
+    JSON), "badshape" (200, valid JSON of the wrong shape), "truncate" (headers, half the body, then RST),
+    or any of these suffixed "-after": the request is processed first (the effect happens), then the
+    answer is lost that way."""
 
     latency_ms: float = Field(default=0, ge=0)
     jitter_ms: float = Field(default=0, ge=0)  # uniform 0..jitter added to latency
@@ -275,6 +276,8 @@ class SimLayer:
             })
             await send({"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True})
             _reset(send)
+        elif action == "close":
+            _reset(send, graceful=True)
         else:  # "reset" and anything unknown: drop the connection with a TCP RST
             _reset(send)
 
@@ -289,12 +292,16 @@ async def _send_json(send: Send, status: int, data: Any, extra: list[tuple[bytes
     await _send_raw(send, status, json.dumps(data, ensure_ascii=False).encode(), extra)
 
 
-def _reset(send: Send) -> None:
-    """Abort the connection under this request. uvicorn's `send` is a bound method of its per-request cycle,
-    which holds the transport; SO_LINGER 0 turns the close into a RST, as a crashed peer or a middlebox does."""
+def _reset(send: Send, graceful: bool = False) -> None:
+    """Drop the connection under this request. uvicorn's `send` is a bound method of its per-request cycle,
+    which holds the transport; SO_LINGER 0 turns the close into a RST, as a crashed peer or a middlebox does.
+    `graceful` closes it (FIN) instead, as a server going down between requests does."""
     transport = getattr(getattr(send, "__self__", None), "transport", None)
     if transport is None:
         raise ConnectionResetError("injected reset (no transport to abort)")
+    if graceful:
+        transport.close()
+        return
     sock = transport.get_extra_info("socket")
     if sock is not None:
         try:

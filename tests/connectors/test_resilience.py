@@ -46,7 +46,7 @@ async def test_retries_503_then_succeeds(make: Make, sims: dict[str, Sim]) -> No
     assert metric("gateway_upstream_retries_total", system="credit") - before == 3
 
 
-@pytest.mark.parametrize("fault", ["reset", "truncate", "504"])
+@pytest.mark.parametrize("fault", ["reset", "close", "truncate", "504"])
 async def test_transient_faults_are_retried(make: Make, sims: dict[str, Sim], fault: str) -> None:
     sims["credit"].faults(script=[fault])
     assert len(await make("credit").enterprises([USCC])) == 1

@@ -204,9 +204,12 @@ async def upsert_records(session: AsyncSession, records: list[ComplaintIn], unit
         return result
     by_id: dict[str, ComplaintIn] = {}
     digests: dict[str, str] = {}
+    merged: set[str] = set()  # ids sent more than once here: the merge may hold events no single version has
     for record in records:
         digests[record.id] = content_hash(record)
         prev = by_id.get(record.id)
+        if prev is not None:
+            merged.add(record.id)
         by_id[record.id] = _merge_versions(prev, record) if prev else record
 
     stored = dict(
@@ -218,7 +221,7 @@ async def upsert_records(session: AsyncSession, records: list[ComplaintIn], unit
     )
     now = datetime.now(UTC)
     new = [r for rid, r in by_id.items() if rid not in stored]
-    changed = [r for rid, r in by_id.items() if rid in stored and stored[rid] != digests[rid]]
+    changed = [r for rid, r in by_id.items() if rid in stored and (stored[rid] != digests[rid] or rid in merged)]
     result.unchanged = len(by_id) - len(new) - len(changed)
 
     if new:

@@ -308,11 +308,12 @@ class ComplaintIn(BaseModel):
     def _check_record(self) -> ComplaintIn:
         if self.hotline is not None and self.channel is not Channel.HOTLINE:
             raise ValueError("hotline: only HOTLINE records name the number dialled")
-        seen: set[str] = set()
-        for ev in self.events:
-            if ev.id in seen:
-                raise ValueError(f"events: event id {ev.id!r} appears twice")
-            seen.add(ev.id)
+        if len({ev.id for ev in self.events}) != len(self.events):
+            # An event seen twice is stored once (records.md): the last copy wins, in the first one's place.
+            unique: dict[str, EventIn] = {}
+            for ev in self.events:
+                unique[ev.id] = ev
+            self.events = list(unique.values())
         return self
 
     @property

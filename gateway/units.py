@@ -181,6 +181,9 @@ async def import_units(session: AsyncSession, text: str) -> tuple[int, int]:
                     )
                 )
         await refresh_record_ancestors(session)
+        from gateway.kpi_store import refresh_fact_units  # derived from records: follows them
+
+        await refresh_fact_units(session)
     return added, updated
 
 

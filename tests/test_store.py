@@ -134,6 +134,18 @@ async def test_same_id_twice_in_one_batch(db: Database) -> None:
     assert c.summary == "second" and [e.id for e in evs] == ["d1", "d2"]
 
 
+async def test_two_versions_in_one_batch_keep_every_event(db: Database) -> None:
+    """The later version equals what is stored, but the earlier one brought an event: it must not be lost."""
+    await load_units(db.sessionmaker)
+    await ingest(db, [record("TWO-1")])
+    with_new_event = record("TWO-1", events=[*record("TWO-1")["events"],
+                                             event("TWO-1-e3", "CLOSED", "2024-03-09T09:00:00+08:00")])
+    result = await ingest(db, [with_new_event, record("TWO-1")])
+    assert result.stored == 2
+    _, _, evs = await stored(db, "TWO-1")
+    assert [e.id for e in evs] == ["TWO-1-e1", "TWO-1-e2", "TWO-1-e3"]
+
+
 async def test_bad_items_rejected_with_index_and_good_ones_kept(db: Database) -> None:
     await load_units(db.sessionmaker)
     raws = [record("OK-1"), record("BAD-1", kind="X"), "not an object", record("BAD-2", handling_unit="510999"),

@@ -1,7 +1,8 @@
 # The gateway image: one image for the API replicas, the dispatcher, the migration job and the simulators.
 FROM python:3.11-slim
 WORKDIR /app
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    GATEWAY_GRAPHQL_OPERATIONS_DIR=/app/graphql/operations
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY connectors ./connectors

@@ -129,9 +129,11 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     if settings.jwt_secret is None:
         raise CommandError("GATEWAY_JWT_SECRET is not set: the server refuses to start without it")
+
+    logging.getLogger().setLevel(os.environ.get("GATEWAY_LOG_LEVEL", "INFO").upper())
     config = uvicorn.Config(
         "gateway.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-        log_level="info", access_log=False,
+        log_config=None, access_log=False,  # our JSON handler on the root logger, and our access log
     )
     if args.workers > 1:  # uvicorn's multi-process supervisor is synchronous
         await asyncio.to_thread(uvicorn.run, "gateway.app:create_app", factory=True, host=args.host,
@@ -205,10 +207,11 @@ def _load_extensions() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        stream=sys.stderr, level=os.environ.get("GATEWAY_LOG_LEVEL", "WARNING").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from gateway.observability import configure_logging
+
+    # JSON lines on stderr (GATEWAY_LOG_FORMAT=text for people at a terminal); stdout stays the result's.
+    configure_logging(os.environ.get("GATEWAY_LOG_LEVEL", "WARNING"),
+                      json_logs=os.environ.get("GATEWAY_LOG_FORMAT", "json").lower() != "text")
     _load_extensions()
     args = build_parser().parse_args(argv)
     try:

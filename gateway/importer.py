@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from gateway.db import transaction
 from gateway.ingest import Rejection, upsert_records, validate_raw
+from gateway.observability import INGESTED
 from gateway.records import ComplaintIn
 from gateway.units import load_units
 
@@ -85,6 +86,7 @@ async def import_file(
             async with transaction(sessionmaker) as session:
                 result = await upsert_records(session, records, units)
             report.stored += len(records)
+            INGESTED.labels("import", "stored").inc(len(records))
             report.inserted += result.inserted
             report.updated += result.updated
             report.unchanged += result.unchanged
@@ -114,6 +116,7 @@ async def import_file(
             except ValueError as exc:
                 rejection = Rejection(number, _guess_id(line), str(exc))
                 report.rejected.append(rejection)
+                INGESTED.labels("import", "rejected").inc()
                 bar.write(f"line {number}: {rejection.reason}", file=sys.stderr)
                 if rejects is not None:
                     rejects.write(

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from gateway.db import transaction
 from gateway.ingest import ingest_raw
+from gateway.observability import INGESTED
 
 router = APIRouter()
 
@@ -65,6 +66,8 @@ async def ingest_complaints(request: Request) -> JSONResponse:
         return _error(413, "PAYLOAD_TOO_LARGE", f"at most {MAX_ITEMS} items per push, got {len(items)}")
     async with transaction(request.app.state.sessionmaker) as session:
         result = await ingest_raw(session, items)
+    INGESTED.labels("push", "stored").inc(result.stored)
+    INGESTED.labels("push", "rejected").inc(len(result.rejected))
     return JSONResponse(
         {
             "stored": result.stored,

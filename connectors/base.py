@@ -38,6 +38,7 @@ class _Transient(Exception):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        self.stop_reason = "attempts exhausted"  # set by the retry loop when it gives up
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -153,14 +154,13 @@ class BaseConnector:
             outcome, failed = metrics.OK, False
             return result
         except _Transient as exc:
-            reason = getattr(exc, "stop_reason", "attempts exhausted")
-            raise UpstreamUnavailable(self.system, f"{exc} ({reason})", status=exc.status) from None
+            raise UpstreamUnavailable(self.system, f"{exc} ({exc.stop_reason})", status=exc.status) from None
         except UpstreamError as exc:
             outcome = metrics.ERROR
             # A 4xx says the request was wrong, not that the system is sick; a bad 2xx body or odd 5xx does.
             failed = exc.status is None or not 400 <= exc.status < 500
             raise
-        except BaseException:
+        except asyncio.CancelledError:
             outcome = None  # cancelled by our caller: says nothing about the system
             raise
         finally:
@@ -194,7 +194,7 @@ class BaseConnector:
                 metrics.RETRY_BUDGET_REFUSALS.labels(self.system).inc()
                 reason = "retry budget spent"
             if reason is not None:
-                exc.stop_reason = reason  # type: ignore[attr-defined]
+                exc.stop_reason = reason
                 return True
             metrics.RETRIES.labels(self.system).inc()
             return False
@@ -243,7 +243,7 @@ class BaseConnector:
                 raise UpstreamError(self.system, f"HTTP {status} body is not JSON", status=status) from None
             try:
                 return parse(data)
-            except (ValidationError, ValueError, KeyError, TypeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure to read a 2xx body is a contract break
                 detail = _describe(exc)
                 raise UpstreamError(
                     self.system, f"HTTP {status} body breaks the contract: {detail}", status=status

@@ -228,6 +228,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gateway {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,7 +17,7 @@ from tests.factories import UNITS_CSV, record
 
 def gateway(db: Database, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args], capture_output=True, text=True, env=db.env(), timeout=120
+        [sys.executable, "-m", "gateway", *args], capture_output=True, text=True, env=db.env(), timeout=120
     )
 
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.auth import Principal
 from gateway.gql import errors
 from gateway.gql.loaders import Loaders
+from gateway.gql.unit_cache import UnitCache
 from gateway.models import Complaint, OrgUnit
 from gateway.settings import Settings
 from gateway.upstreams import Upstreams
@@ -41,30 +41,11 @@ class Scope:
     def sees_unit(self, row: Any) -> bool:
         return bool(getattr(row, f"l{self.level}") == self.unit)
 
-
-class _ScopeCache:
-    """Callers' units by code for a short while: the tree changes rarely, requests come often."""
-
-    TTL_S = 30.0
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[float, Scope | None]] = {}
-
-    async def get(self, engine: AsyncEngine, code: str) -> Scope | None:
-        now = time.monotonic()
-        hit = self._entries.get(code)
-        if hit is not None and now - hit[0] < self.TTL_S:
-            return hit[1]
-        async with engine.connect() as conn:
-            level = (await conn.execute(select(OrgUnit.level).where(OrgUnit.code == code))).scalar_one_or_none()
-        scope = None if level is None else Scope(code, int(level))
-        if len(self._entries) > 10_000:
-            self._entries.clear()
-        self._entries[code] = (now, scope)
-        return scope
-
-
-SCOPES = _ScopeCache()
+    @classmethod
+    async def of(cls, units: UnitCache, code: str) -> Scope | None:
+        """The jurisdiction of a caller at unit `code`; None when no such unit exists."""
+        unit = await units.get(code)
+        return None if unit is None else cls(code, int(unit.level))
 
 
 @dataclass
@@ -75,13 +56,14 @@ class RequestContext:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     upstreams: Upstreams
+    units: UnitCache
     request_id: str
     # complaint id -> personal-data fields read in clear, written to the audit log before the answer leaves
     pii_reads: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
 
     @cached_property
     def loaders(self) -> Loaders:
-        return Loaders(self.engine, self.upstreams)
+        return Loaders(self.engine, self.upstreams, self.units)
 
     def require(self, role: str) -> None:
         if not self.principal.has(role):

@@ -41,11 +41,12 @@ from connectors.context import request_id_var
 from gateway.auth import AuthError, bearer_token, decode_token
 from gateway.db import make_sessionmaker
 from gateway.gql import errors, limits
-from gateway.gql.context import SCOPES, RequestContext
+from gateway.gql.context import RequestContext, Scope
 from gateway.gql.graphiql import GRAPHIQL_HTML
 from gateway.gql.persisted import PersistedOperations, document_hash
 from gateway.gql.pii import write_reads
 from gateway.gql.schema import graphql_schema
+from gateway.gql.unit_cache import UnitCache
 from gateway.settings import Settings
 from gateway.upstreams import Upstreams, build_upstreams
 
@@ -82,9 +83,10 @@ class GraphQLService:
 
     CACHE_SIZE = 1000
 
-    def __init__(self, settings: Settings, upstreams: Upstreams) -> None:
+    def __init__(self, settings: Settings, upstreams: Upstreams, units: UnitCache) -> None:
         self.settings = settings
         self.upstreams = upstreams
+        self.units = units
         self.schema: GraphQLSchema = graphql_schema()
         rules = list(specified_rules)
         if not settings.graphql_introspection:
@@ -93,6 +95,8 @@ class GraphQLService:
         ops_dir = Path(settings.graphql_operations_dir) if settings.graphql_operations_dir else None
         self.persisted = PersistedOperations.load(ops_dir)
         self._documents: OrderedDict[str, DocumentNode | list[GraphQLError]] = OrderedDict()
+        # Measures by (document, operation) identity; dropped with the documents they belong to.
+        self.measures: dict[Any, limits.Measure] = {}
 
     def document(self, text: str) -> DocumentNode:
         """Parsed and validated, from the cache when the same text came before."""
@@ -108,6 +112,7 @@ class GraphQLService:
             self._documents[text] = hit
             if len(self._documents) > self.CACHE_SIZE:
                 self._documents.popitem(last=False)
+                self.measures.clear()  # ids of evicted documents could be reused
         else:
             self._documents.move_to_end(text)
         if isinstance(hit, list):
@@ -124,7 +129,7 @@ def _located(error: GraphQLError) -> dict[str, Any]:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    service = GraphQLService(app.state.settings, build_upstreams(app.state.settings))
+    service = GraphQLService(app.state.settings, build_upstreams(app.state.settings), UnitCache(app.state.engine))
     app.state.graphql = service
     # Building an HTTP client loads TLS certificates (tenths of a second of CPU each): at start-up, not
     # inside the first request that needs each system.
@@ -304,11 +309,11 @@ async def graphql_endpoint(request: Request) -> Response:
             raise RequestError([_located(e) | {"extensions": {"code": errors.BAD_USER_INPUT}} for e in coerced])
         try:
             limits.check(service.schema, document, operation, coerced, service.settings.max_depth,
-                         service.settings.max_cost)
+                         service.settings.max_cost, service.measures)
         except errors.GatewayError as exc:
             raise RequestError([{"message": str(exc), "extensions": {"code": exc.code, **exc.extensions}}]) from None
         engine = request.app.state.engine
-        scope = await SCOPES.get(engine, principal.unit)
+        scope = await Scope.of(service.units, principal.unit)
         if scope is None:
             return _answer(media, 403, {"errors": [errors.request_error(
                 errors.FORBIDDEN, f"the token's unit {principal.unit} is not a known org unit")]}, headers)
@@ -319,7 +324,8 @@ async def graphql_endpoint(request: Request) -> Response:
         return _answer(media, request_status, {"errors": exc.errors}, headers)
 
     sessionmaker = getattr(request.app.state, "sessionmaker", None) or make_sessionmaker(engine)
-    ctx = RequestContext(principal, scope, service.settings, engine, sessionmaker, service.upstreams, request_id)
+    ctx = RequestContext(principal, scope, service.settings, engine, sessionmaker, service.upstreams, service.units,
+                         request_id)
     result = execute(service.schema, document, context_value=ctx, variable_values=params["variables"],
                      operation_name=params["operationName"])
     if not isinstance(result, ExecutionResult):

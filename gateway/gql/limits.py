@@ -22,6 +22,7 @@ from graphql import (
     InlineFragmentNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    VariableNode,
     get_named_type,
 )
 from graphql.execution.values import get_argument_values
@@ -54,6 +55,7 @@ class _Meter:
         self.variables = variables
         self.memo: dict[str, Measure] = {}
         self.in_progress: set[str] = set()
+        self.uses_variables = False  # a page size came from a variable: the measure holds for these only
 
     def selection_set(self, node: SelectionSetNode, parent: Any, page: int | None) -> Measure:
         depth = cost = 0
@@ -105,6 +107,8 @@ class _Meter:
         return Measure(1 + inner.depth, min(_CAP, 1 + size * inner.cost))
 
     def first(self, definition: GraphQLField, node: FieldNode) -> int:
+        if any(a.name.value == "first" and isinstance(a.value, VariableNode) for a in node.arguments or ()):
+            self.uses_variables = True
         try:
             args = get_argument_values(definition, node, self.variables)
         except Exception:  # a bad argument is for validation/execution to report with its own message
@@ -118,15 +122,23 @@ class _Meter:
 
 
 def measure(schema: GraphQLSchema, document: Any, operation: OperationDefinitionNode,
-            variables: dict[str, Any]) -> Measure:
+            variables: dict[str, Any]) -> tuple[Measure, bool]:
+    """The operation's depth and cost, and whether they depend on the variables' values."""
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     root = schema.get_root_type(operation.operation)
-    return _Meter(schema, fragments, variables).selection_set(operation.selection_set, root, None)
+    meter = _Meter(schema, fragments, variables)
+    return meter.selection_set(operation.selection_set, root, None), meter.uses_variables
 
 
 def check(schema: GraphQLSchema, document: Any, operation: OperationDefinitionNode, variables: dict[str, Any],
-          max_depth: int, max_cost: int) -> Measure:
-    m = measure(schema, document, operation, variables)
+          max_depth: int, max_cost: int, cache: dict[Any, Measure] | None = None) -> Measure:
+    """Raise QUERY_TOO_COMPLEX over a limit. `cache` keeps the measures that hold whatever the variables."""
+    key = (id(document), id(operation))
+    m = cache.get(key) if cache is not None else None
+    if m is None:
+        m, per_variables = measure(schema, document, operation, variables)
+        if cache is not None and not per_variables:
+            cache[key] = m
     if m.depth > max_depth:
         raise errors.GatewayError(
             errors.QUERY_TOO_COMPLEX, f"query depth {m.depth} is over the limit of {max_depth}",

@@ -14,6 +14,7 @@ from sqlalchemy import Table, and_, func, or_, select
 
 from gateway.gql import enums, errors
 from gateway.gql.context import RequestContext, context_of
+from gateway.gql.loaders import COMPLAINT_SELECT
 from gateway.gql.status import status_condition
 from gateway.models import Complaint
 
@@ -159,7 +160,7 @@ class ComplaintQuery:
 
     async def _slice(self, after: str | None, limit: int) -> list[Any]:
         c = _COMPLAINTS.c
-        stmt = select(_COMPLAINTS).where(*self.conditions)
+        stmt = COMPLAINT_SELECT.where(*self.conditions)
         if after:
             at, rid = decode_cursor(after)
             stmt = stmt.where(or_(c.received_at < at, and_(c.received_at == at, c.id < rid)))
@@ -195,9 +196,7 @@ class ComplaintQuery:
             rows = await self._slice(after, first + 1)
         else:
             rows = await self._overdue_rows(after, first + 1)
-        loader = self.ctx.loaders.complaint
-        for row in rows[:first]:
-            loader.prime(row.id, row)
+        self.ctx.loaders.remember(rows[:first])
         return Page(rows[:first], len(rows) > first, self)
 
     async def count(self) -> int:

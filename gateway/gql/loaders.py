@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -17,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from connectors.models import Case, Enterprise, Incident
 from gateway.gql.dataloader import DataLoader
 from gateway.gql.models import IncidentLink
-from gateway.models import Complainant, Complaint, Event, OrgUnit
+from gateway.gql.unit_cache import UnitCache
+from gateway.models import Complainant, Complaint, Event
 from gateway.upstreams import Upstreams
 
 BATCH = 100  # ids per upstream request at most (external-systems.md)
@@ -25,7 +27,19 @@ BATCH = 100  # ids per upstream request at most (external-systems.md)
 _COMPLAINTS: Table = Complaint.__table__  # type: ignore[assignment]
 _COMPLAINANTS: Table = Complainant.__table__  # type: ignore[assignment]
 _EVENTS: Table = Event.__table__  # type: ignore[assignment]
-_UNITS: Table = OrgUnit.__table__  # type: ignore[assignment]
+
+
+# A record with its complainant's personal data in one round trip: the data stays in the process until a
+# `complainant` field masks it, or reads it in clear and audits the read (pii.py).
+COMPLAINT_SELECT = select(
+    _COMPLAINTS, _COMPLAINANTS.c.name.label("complainant_name"), _COMPLAINANTS.c.phone.label("complainant_phone")
+).join_from(_COMPLAINTS, _COMPLAINANTS, _COMPLAINANTS.c.complaint_id == _COMPLAINTS.c.id, isouter=True)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonalData:
+    name: str | None
+    phone: str | None
 
 
 def _grouped(rows: Any, key: str) -> dict[Any, list[Any]]:
@@ -36,9 +50,10 @@ def _grouped(rows: Any, key: str) -> dict[Any, list[Any]]:
 
 
 class Loaders:
-    def __init__(self, engine: AsyncEngine, upstreams: Upstreams) -> None:
+    def __init__(self, engine: AsyncEngine, upstreams: Upstreams, units: UnitCache) -> None:
         self.engine = engine
         self.upstreams = upstreams
+        self.units = units
 
     async def _rows(self, stmt: Any) -> list[Row[Any]]:
         async with self.engine.connect() as conn:
@@ -46,19 +61,27 @@ class Loaders:
 
     # ------------------------------------------------------------------------------------------- store
 
+    def remember(self, rows: list[Row[Any]]) -> None:
+        """Rows of COMPLAINT_SELECT read elsewhere (a list page): later lookups of them cost nothing."""
+        for row in rows:
+            self.complaint.prime(row.id, row)
+            self.complainant.prime(row.id, PersonalData(row.complainant_name, row.complainant_phone))
+
     @cached_property
     def complaint(self) -> DataLoader[str, Row[Any]]:
         async def batch(ids: list[str]) -> Mapping[str, Row[Any]]:
-            rows = await self._rows(select(_COMPLAINTS).where(_COMPLAINTS.c.id.in_(ids)))
+            rows = await self._rows(COMPLAINT_SELECT.where(_COMPLAINTS.c.id.in_(ids)))
+            for row in rows:
+                self.complainant.prime(row.id, PersonalData(row.complainant_name, row.complainant_phone))
             return {r.id: r for r in rows}
 
         return DataLoader(batch, max_batch=BATCH)
 
     @cached_property
-    def complainant(self) -> DataLoader[str, Row[Any]]:
-        async def batch(ids: list[str]) -> Mapping[str, Row[Any]]:
+    def complainant(self) -> DataLoader[str, PersonalData]:
+        async def batch(ids: list[str]) -> Mapping[str, PersonalData]:
             rows = await self._rows(select(_COMPLAINANTS).where(_COMPLAINANTS.c.complaint_id.in_(ids)))
-            return {r.complaint_id: r for r in rows}
+            return {r.complaint_id: PersonalData(r.name, r.phone) for r in rows}
 
         return DataLoader(batch, max_batch=BATCH)
 
@@ -74,19 +97,11 @@ class Loaders:
 
     @cached_property
     def unit(self) -> DataLoader[str, Row[Any]]:
-        async def batch(codes: list[str]) -> Mapping[str, Row[Any]]:
-            rows = await self._rows(select(_UNITS).where(_UNITS.c.code.in_(codes)))
-            return {r.code: r for r in rows}
-
-        return DataLoader(batch, max_batch=BATCH)
+        return DataLoader(self.units.get_many, max_batch=BATCH)
 
     @cached_property
     def children(self) -> DataLoader[str, list[Row[Any]]]:
-        async def batch(codes: list[str]) -> Mapping[str, list[Row[Any]]]:
-            rows = await self._rows(select(_UNITS).where(_UNITS.c.parent_code.in_(codes)).order_by(_UNITS.c.code))
-            return _grouped(rows, "parent_code")
-
-        return DataLoader(batch, max_batch=BATCH, default=[])
+        return DataLoader(self.units.children_of, max_batch=BATCH, default=[])
 
     @cached_property
     def incident_ids(self) -> DataLoader[str, list[str]]:

@@ -33,7 +33,6 @@ from connectors.simulators import FACTORIES, run_in_thread  # noqa: E402
 from gateway.app import create_app  # noqa: E402
 from gateway.auth import mint_token  # noqa: E402
 from gateway.db import transaction  # noqa: E402
-from gateway.gql.context import SCOPES  # noqa: E402
 from gateway.gql.models import IncidentLink  # noqa: E402
 from gateway.ingest import ingest_raw  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
@@ -159,7 +158,6 @@ async def seed_world(db: Any, sims: dict[str, Sim]) -> None:
 
 @pytest.fixture
 async def gw(db: Any, sims: dict[str, Sim], request: pytest.FixtureRequest) -> AsyncIterator[Gateway]:
-    SCOPES._entries.clear()  # a fresh database per test: forget callers' units of the last one
     await seed_world(db, sims)
     overrides = getattr(request, "param", {})
     app = create_app(gateway_settings(db.url, sims, **overrides))

@@ -16,6 +16,7 @@ from gateway.dispatch import BackgroundDispatcher
 from gateway.gql.http import router as graphql_router
 from gateway.ingest_api import router as ingest_router
 from gateway.migrate import current_revision, head_revision, migrate
+from gateway.reports_api import router as reports_api_router
 from gateway.reports_page import router as reports_page_router
 from gateway.settings import Settings, get_settings
 
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="12315 gateway", version="1", lifespan=lifespan)
     app.state.settings = settings
     app.include_router(ingest_router)
+    app.include_router(reports_api_router)
     app.include_router(reports_page_router)
     observability.install(app)
     app.include_router(graphql_router)

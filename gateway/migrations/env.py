@@ -7,6 +7,9 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import gateway.flags_store  # noqa: F401  (tables of other modules join Base.metadata for autogenerate)
+import gateway.gql.models  # noqa: F401
+import gateway.kpi_store  # noqa: F401
 from gateway.db import make_engine
 from gateway.models import Base
 

@@ -6,6 +6,7 @@ answered as `{"errors": [{"message", "extensions": {"code"}}]}`, the shape Graph
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth import AuthError, Principal, bearer_token, decode_token
 from gateway.models import OrgUnit
+from gateway.observability import REPORT_DURATION
 from gateway.records import parse_instant
 from gateway.reports import KpiConfigError, ReportError, build_report, load_config
 from kpi.exports import to_csv, to_xlsx
@@ -92,6 +94,7 @@ async def kpi_report(request: Request) -> Response:
         return error("BAD_USER_INPUT", "unit is required")
     if fmt not in FORMATS:
         return error("BAD_USER_INPUT", f"format must be one of {', '.join(FORMATS)}")
+    started = time.perf_counter()
     try:
         params = _params(query)
         config = load_config()
@@ -105,7 +108,9 @@ async def kpi_report(request: Request) -> Response:
     except KpiConfigError as exc:
         return error("INTERNAL", f"KPI configuration: {exc}")
     if fmt == "json":
+        REPORT_DURATION.labels(fmt).observe(time.perf_counter() - started)
         return JSONResponse(doc)
     name = f"kpi-{doc['unit']['code']}-L{doc['level']}-{doc['from']}-{doc['to']}.{fmt}"
     body: str | bytes = to_csv(doc) if fmt == "csv" else to_xlsx(doc, config.policies.scheme(doc["scheme"]).weights)
+    REPORT_DURATION.labels(fmt).observe(time.perf_counter() - started)
     return Response(body, media_type=FORMATS[fmt], headers={"Content-Disposition": f'attachment; filename="{name}"'})

@@ -14,8 +14,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from gateway.auth import AuthError, Principal, decode_token
 from gateway.records import parse_instant
-from gateway.reports import ReportError, build_report
-from gateway.units import load_units
+from gateway.reports import KpiConfigError, ReportError, build_report, load_config
+from gateway.reports_api import within
 from kpi.exports import to_csv, to_xlsx
 
 router = APIRouter()
@@ -133,14 +133,12 @@ async def _report(request: Request, values: dict[str, str]) -> dict[str, Any]:
     except ValueError as exc:
         raise PageError(f"Bad input: {exc}") from None
     async with request.app.state.sessionmaker() as session:
-        units = await load_units(session)
-        if values["unit"] not in units:
-            raise PageError(f"Unknown unit {values['unit']}.")
-        if not units.is_within(values["unit"], principal.unit):
-            raise PageError(f"Forbidden: unit {values['unit']} is outside {principal.unit} and the units below it.")
+        if not await within(session, values["unit"], principal.unit):  # the REST API's rule, and answer
+            raise PageError(f"Forbidden: unit {values['unit']} is not your unit {principal.unit} nor below it.")
         try:
-            return await build_report(session, values["unit"], level, date_from, date_to, as_of, None)
-        except ReportError as exc:
+            return await build_report(session, values["unit"], level, date_from, date_to, as_of, None,
+                                      config=load_config())
+        except (ReportError, KpiConfigError) as exc:
             raise PageError(str(exc)) from None
 
 
@@ -179,7 +177,8 @@ async def reports_download(
         return HTMLResponse(_page(f"<p class=error id=error>{html.escape(str(exc))}</p>").body, status_code=400)
     name = f"kpi-{doc['unit']['code']}-L{doc['level']}-{doc['from']}-{doc['to']}"
     if format == "xlsx":
-        return Response(to_xlsx(doc), headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
+        weights = load_config().policies.scheme(doc["scheme"]).weights
+        return Response(to_xlsx(doc, weights), headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'},
                         media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
     return Response(to_csv(doc).encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})

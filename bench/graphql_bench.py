@@ -240,6 +240,26 @@ async def load(url: str, make: Any, seconds: float, concurrency: int) -> tuple[f
     return len(latencies) / (time.monotonic() - started), latencies, errors
 
 
+async def direct_fan_out(sims: dict[str, str], ids: list[str]) -> float:
+    """p50 of the three upstream calls made straight from the connectors: the floor the gateway stands on."""
+    from connectors import ConnectorConfig, CreditConnector, EmergencyConnector, EnforcementConnector
+
+    credit = CreditConnector(ConnectorConfig(url=sims["credit"], token=SIM_TOKEN))
+    enforcement = EnforcementConnector(ConnectorConfig(url=sims["enforcement"], token=SIM_TOKEN))
+    emergency = EmergencyConnector(ConnectorConfig(url=sims["emergency"], token=SIM_TOKEN))
+    times = []
+    for i in range(60):
+        t = time.perf_counter()
+        await asyncio.gather(credit.enterprises(["91110000802100433B"]),
+                             enforcement.cases_by_complaint_ids([ids[i]]),
+                             emergency.incidents_by_ids([f"INC-{ids[i]}"]))
+        if i >= 10:
+            times.append(time.perf_counter() - t)
+    for c in (credit, enforcement, emergency):
+        await c.aclose()
+    return pct(times, 0.5)
+
+
 async def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--records", type=int, default=2000)
@@ -282,11 +302,13 @@ async def main() -> int:
                 if i >= 10:  # the first calls open connections
                     fan.append(time.perf_counter() - t)
                 assert resp.status_code == 200 and "errors" not in resp.json(), resp.text
+            floor = await direct_fan_out(sims, ids)
             for sim in sims.values():
                 sim_http.post(f"{sim}/_sim/faults", json={}).raise_for_status()
             p50 = pct(fan, 0.5)
             print(f"1. fan-out   p50 {p50 * 1000:.1f} ms over 3 systems at 50 ms each: "
-                  f"ratio {p50 / 0.050:.2f} (goal <= 1.2)")
+                  f"ratio {p50 / 0.050:.2f} (goal <= 1.2); the same three calls made directly with the "
+                  f"connectors, concurrently: p50 {floor * 1000:.1f} ms")
 
             # ------------------------------------------------------------------ 2. N+1
             for sim in sims.values():

@@ -60,3 +60,15 @@ class CaseLeadRow(Base):
     lead_id: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EscalationRow(Base):
+    """An incident escalation by its Idempotency-Key: the body is fixed at the first attempt, so that the same
+    escalation sent again (a client's retry) is the very same request and opens no second incident."""
+
+    __tablename__ = "incident_escalations"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    incident_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

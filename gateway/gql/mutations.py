@@ -15,12 +15,13 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 
 from connectors.models import CaseLeadRequest, IncidentRequest
+from gateway.bulk import insert_ignoring_duplicates
 from gateway.db import transaction
 from gateway.gql import enums, errors
 from gateway.gql.context import RequestContext, context_of
-from gateway.gql.models import CaseLeadRow, IncidentLink
+from gateway.gql.models import CaseLeadRow, EscalationRow, IncidentLink
 from gateway.gql.types import JSON, CaseLead, Complaint, Incident
-from gateway.ingest import after_store, insert_ignoring_duplicates, merge_events
+from gateway.ingest import after_store, merge_events
 from gateway.models import Complaint as ComplaintRow
 from gateway.models import Event, OrgUnit
 from gateway.records import EventIn, describe_errors
@@ -120,16 +121,29 @@ async def escalate_incident(info: graphene.ResolveInfo, complaint_ids: list[str]
         raise errors.bad_input(f"complaintIds: give 1 to {MAX_ESCALATION} ids", argument="complaintIds")
     if not summary.strip() or len(summary) > 4000:
         raise errors.bad_input("summary: 1 to 4000 characters", argument="summary")
-    rows = [await _visible(ctx, cid) for cid in ids]
+    found = await ctx.loaders.complaint.load_many(ids)  # one batch, not one query per id
+    missing = [cid for cid, row in zip(ids, found, strict=True) if row is None or not ctx.scope.sees_complaint(row)]
+    if missing:
+        raise errors.not_found(f"no complaint {', '.join(missing)}")
+    rows = [row for row in found if row is not None]
     urgency = max((r.urgency for r in rows), key=_URGENCY_ORDER.__getitem__)
     category = Counter(r.category for r in rows).most_common(1)[0][0]
     now = datetime.now(UTC)
-    request = IncidentRequest(
+    fresh = IncidentRequest(
         complaint_ids=ids, category=category, urgency=urgency, unit_code=ctx.scope.unit, summary=summary,
         reported_at=now,
     )
-    # The same escalation sent again (a client retry) must not open a second incident.
+    # The same escalation sent again (a client's retry) must not open a second incident: same key, and the
+    # body fixed at the first attempt, so the emergency system sees the very same request.
     key = "incident-" + hashlib.sha256("\n".join([*sorted(ids), summary]).encode()).hexdigest()[:40]
+    async with transaction(ctx.sessionmaker) as session:
+        await session.execute(
+            insert_ignoring_duplicates(session, EscalationRow).values(
+                key=key, payload=fresh.model_dump(mode="json"), created_at=now
+            )
+        )
+        payload = (await session.execute(select(EscalationRow.payload).where(EscalationRow.key == key))).scalar_one()
+    request = IncidentRequest.model_validate(payload)
     result = await ctx.upstreams.emergency.create_incident(request, idempotency_key=key)
     async with transaction(ctx.sessionmaker) as session:
         existing = set(
@@ -141,6 +155,8 @@ async def escalate_incident(info: graphene.ResolveInfo, complaint_ids: list[str]
             IncidentLink(complaint_id=cid, incident_id=result.incident_id, created_at=now)
             for cid in ids if cid not in existing
         )
+        await session.execute(update(EscalationRow).where(EscalationRow.key == key)
+                              .values(incident_id=result.incident_id))
     return Incident(
         incident_id=result.incident_id, complaint_ids=ids, status=result.status, commanding_unit=None,
         updated_at=now,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from typing import Any
 
 from conftest import Gateway, another_gateway, fresh_sim
 from gql_support import USCC_A, USCC_B
@@ -172,13 +173,25 @@ async def test_suggest_case_lead_is_idempotent_per_complaint(gw: Gateway) -> Non
 
 
 async def test_escalate_incident_links_it_to_its_complaints(gw: Gateway) -> None:
+    with fresh_sim("emergency") as sim:
+        async with another_gateway(gw, emergency_url=sim.url) as gw2:
+            await _escalate(gw2, sim)
+
+
+async def _escalate(gw: Gateway, sim: Any) -> None:
     m = '''mutation { escalateIncident(complaintIds: ["R-STATION", "R-COUNTY"], summary: "多人食物中毒") {
              incidentId status complaintIds } }'''
     a = await gw.gql(m, roles="operator")
     assert not a.errors, a.errors
     inc = a.data["escalateIncident"]
     assert inc["status"] == "REPORTED" and inc["complaintIds"] == ["R-STATION", "R-COUNTY"]
+    again = await gw.gql(m, roles="operator")  # a client's retry: the same incident, not a second one
+    assert again.data["escalateIncident"]["incidentId"] == inc["incidentId"]
+    assert len(sim.http.get("/_sim/incidents").json()) == 1
     b = await gw.gql('{ complaint(id: "R-COUNTY") { incidents { incidentId } } }')
-    assert inc["incidentId"] in {i["incidentId"] for i in b.data["complaint"]["incidents"]}
+    assert [i["incidentId"] for i in b.data["complaint"]["incidents"]] == [inc["incidentId"]]
     a = await gw.gql('mutation { escalateIncident(complaintIds: [], summary: "x") { incidentId } }', roles="operator")
     assert a.codes() == ["BAD_USER_INPUT"]
+    a = await gw.gql('mutation { escalateIncident(complaintIds: ["R-STATION", "R-NATIONAL"], summary: "x") '
+                     '{ incidentId } }', roles="operator", unit="510802")
+    assert a.codes() == ["NOT_FOUND"]

@@ -137,3 +137,15 @@ def test_graphql_folder_is_not_a_python_package() -> None:
 
     folder = Path(__file__).resolve().parents[2] / "graphql"
     assert not list(folder.rglob("*.py"))
+
+
+def test_gateway_schema_command_prints_the_file() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    gateway = Path(sys.executable).parent / "gateway"  # the installed console script
+    out = subprocess.run([str(gateway), "schema"], capture_output=True, text=True, cwd=root, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == (root / "graphql" / "schema.graphql").read_text(encoding="utf-8")

@@ -1,4 +1,4 @@
-"""Personal-data audit log; complaint-to-incident links; case leads.
+"""Personal-data audit log; complaint-to-incident links; case leads and incident escalations.
 
 Revision ID: 0004
 """
@@ -46,8 +46,17 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime, nullable=False),
     )
 
+    op.create_table(
+        "incident_escalations",
+        sa.Column("key", sa.String(64), primary_key=True),
+        sa.Column("payload", sa.JSON, nullable=False),
+        sa.Column("incident_id", sa.String(64), nullable=True),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("incident_escalations")
     op.drop_table("case_leads")
     op.drop_table("incident_links")
     op.drop_table("pii_audit_log")

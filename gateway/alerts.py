@@ -28,7 +28,9 @@ from __future__ import annotations
 import math
 import statistics
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -36,7 +38,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.flags_metrics import count_on_commit
 from gateway.flags_store import AlertRow
@@ -93,11 +95,39 @@ def alert_id(unit_code: str, category: str, day: date) -> str:
 # -------------------------------------------------------------------------------------- evaluation on store
 
 
+# Bulk loads collect the cells they touch here and judge them once at the end (`deferred_alerts`): judging
+# a cell reads its trailing 28 days, and the batches of a year-long load would each read the whole table.
+_deferred: ContextVar[set[tuple[str, str, date]] | None] = ContextVar("deferred_alert_cells", default=None)
+
+
+@asynccontextmanager
+async def deferred_alerts(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
+    """Within the block, stored records mark their cells; on leaving it, even by an error, the cells are
+    judged in one transaction (every batch of a load commits on its own, so what was stored stays)."""
+    cells: set[tuple[str, str, date]] = set()
+    token = _deferred.set(cells)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+        if cells:
+            async with sessionmaker() as session, session.begin():
+                await judge_cells(session, cells, datetime.now(UTC))
+
+
 async def evaluate_alerts(session: AsyncSession, records: Sequence[Any], now: datetime) -> None:
     """Judge every (county, category, day) the stored records fall in; store new alerts, raise counts."""
     keys = {(r.u4, r.category, r.received_day) for r in records if r.u4}
     if not keys:
         return
+    deferred = _deferred.get()
+    if deferred is not None:
+        deferred.update(keys)
+        return
+    await judge_cells(session, keys, now)
+
+
+async def judge_cells(session: AsyncSession, keys: set[tuple[str, str, date]], now: datetime) -> None:
     first_at = (await session.execute(select(func.min(Complaint.received_at)))).scalar()
     if first_at is None:
         return

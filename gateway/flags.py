@@ -22,9 +22,9 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -144,8 +144,11 @@ def _insert(session: AsyncSession, model: Any) -> Any:
     return (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
 
 
-def _chunks(ids: list[str]) -> list[list[str]]:
-    return [ids[i : i + CHUNK] for i in range(0, len(ids), CHUNK)]
+T = TypeVar("T")
+
+
+def _chunks(items: list[T], size: int = CHUNK) -> list[list[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 # ------------------------------------------------------------------------------------------------ the hook
@@ -219,23 +222,21 @@ async def _surges(session: AsyncSession, records: list[Any]) -> list[Finding]:
             text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
             {"keys": sorted({_lock_key(u, m) for u, m in keys})},
         )
-    months = sorted({m for _, m in keys})
-    first_day = month_window(months[0])[0].date()
-    last_day = month_window(months[-1])[1].date()
+    # One (USCC, month) range per key on the (respondent_uscc, received_day) index: the rows read grow with
+    # the keys a batch touches, not with the table (a year-long bulk load touches every month of many USCCs).
     by_key: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    for chunk in _chunks(sorted({u for u, _ in keys})):
+    for chunk in _chunks(sorted(keys), 200):
+        ranges = []
+        for uscc, month in chunk:
+            start, end = month_window(month)
+            ranges.append(and_(Complaint.respondent_uscc == uscc, Complaint.received_day >= start.date(),
+                               Complaint.received_day < end.date()))
         rows = await session.execute(
-            select(Complaint.id, Complaint.respondent_uscc, Complaint.received_day, *_unit_columns()).where(
-                Complaint.respondent_uscc.in_(chunk),
-                Complaint.kind.in_(SURGE_KINDS),
-                Complaint.received_day >= first_day,
-                Complaint.received_day < last_day,
-            )
+            select(Complaint.id, Complaint.respondent_uscc, Complaint.received_day, *_unit_columns())
+            .where(or_(*ranges), Complaint.kind.in_(SURGE_KINDS))
         )
         for row in rows.all():
-            key = (row.respondent_uscc, month_of(row.received_day))
-            if key in keys:
-                by_key[key].append(row)
+            by_key[(row.respondent_uscc, month_of(row.received_day))].append(row)
     out = []
     for (uscc, month), matching in by_key.items():
         severity = surge_severity(len(matching))

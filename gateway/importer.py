@@ -18,6 +18,7 @@ from typing import IO, Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tqdm import tqdm
 
+from gateway.alerts import deferred_alerts
 from gateway.db import transaction
 from gateway.ingest import Rejection, upsert_records, validate_raw
 from gateway.observability import INGESTED
@@ -69,6 +70,17 @@ async def import_file(
     rejects: IO[str] | None = None,
     progress: bool = True,
     batch_size: int = BATCH,
+) -> ImportReport:
+    async with deferred_alerts(sessionmaker):
+        return await _import(sessionmaker, path, rejects, progress, batch_size)
+
+
+async def _import(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    path: Path,
+    rejects: IO[str] | None,
+    progress: bool,
+    batch_size: int,
 ) -> ImportReport:
     report = ImportReport()
     async with sessionmaker() as session:

@@ -8,23 +8,22 @@ so derived data (KPI facts, complaint flags) commits or rolls back with the reco
 from __future__ import annotations
 
 import hashlib
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from operator import itemgetter
 from typing import Any
 
-import asyncpg
 from pydantic import ValidationError
-from sqlalchemy import JSON, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.bulk import bulk_insert_ignoring_duplicates
 from gateway.flags import raise_flags
+from gateway.kpi_store import RELEVANT_EVENTS, NewRecord, derive_facts
 from gateway.models import Complainant, Complaint, Event
 from gateway.records import ComplaintIn, EventIn, describe_errors, money_to_cents
 from gateway.units import UnitIndex, load_units
+from kpi.obligations import EventIn as KpiEvent
 
 __all__ = ["IngestResult", "Rejection", "ingest_raw", "load_units", "upsert_records", "validate_raw"]
 
@@ -151,53 +150,6 @@ def _event_row(complaint_id: str, seq: int, ev: EventIn) -> dict[str, Any]:
     }
 
 
-async def bulk_insert_ignoring_duplicates(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert many rows, skipping those whose key is already stored.
-
-    On PostgreSQL the rows travel by binary COPY into a temporary table and are moved over with one
-    INSERT … SELECT … ON CONFLICT DO NOTHING: several times faster than multi-row INSERTs for bulk loads.
-    """
-    if not rows:
-        return
-    if session.get_bind().dialect.name != "postgresql":
-        await session.execute(insert_ignoring_duplicates(session, model), rows)
-        return
-    table = model.__table__
-    columns = [c.name for c in table.columns]
-    temp = f"_load_{table.name}"
-    conn = await session.connection()
-    raw = (await conn.get_raw_connection()).driver_connection
-    assert raw is not None
-    for col in (c.name for c in table.columns if isinstance(c.type, JSON)):
-        for row in rows:
-            value = row[col]
-            row[col] = json.dumps(value, ensure_ascii=False) if value else "{}"
-    records = list(map(itemgetter(*columns), rows))
-    # Usually every row is new: COPY straight into the table. If a key is taken after all (a concurrent
-    # writer, an event id stored under another record), undo that and take the path that skips duplicates.
-    try:
-        async with raw.transaction():  # a savepoint inside the session's transaction
-            await raw.copy_records_to_table(table.name, records=records, columns=columns)
-        return
-    except asyncpg.UniqueViolationError:
-        pass
-    await raw.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
-    await raw.copy_records_to_table(temp, records=records, columns=columns)
-    names = ", ".join(columns)
-    await raw.execute(
-        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {temp} ON CONFLICT DO NOTHING; TRUNCATE {temp}"
-    )
-
-
-def insert_ignoring_duplicates(session: AsyncSession, model: Any) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING in the session's dialect."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(model.__table__).on_conflict_do_nothing()  # Core, not ORM: bulk loads skip ORM bookkeeping
-
-
 async def upsert_records(session: AsyncSession, records: list[ComplaintIn], units: UnitIndex) -> UpsertResult:
     result = UpsertResult()
     if not records:
@@ -248,8 +200,19 @@ async def upsert_records(session: AsyncSession, records: list[ComplaintIn], unit
 
     result.inserted, result.updated = len(new), len(changed)
     result.changed_ids = [r.id for r in new] + [r.id for r in changed]
-    await after_store(session, result.changed_ids)
+    await after_store(session, result.changed_ids, [_new_record(r, units) for r in new])
     return result
+
+
+def _new_record(record: ComplaintIn, units: UnitIndex) -> NewRecord:
+    unit = units.get(record.handling_unit)
+    assert unit is not None
+    u1, u2, u3, u4, u5 = unit.ancestors
+    return NewRecord(
+        record.id, record.kind, record.channel, record.hotline, record.received_at, record.received_day,
+        record.complainant.real_name, money_to_cents(record.recovered_amount), u1, u2, u3, u4, u5,
+        [KpiEvent(ev.type, ev.at, ev.data) for ev in record.sorted_events() if ev.type in RELEVANT_EVENTS],
+    )
 
 
 async def merge_events(session: AsyncSession, incoming: dict[str, list[EventIn]]) -> None:
@@ -320,11 +283,9 @@ def _event_row_seq_only(row: Any, seq: int) -> dict[str, Any]:
     return {"id": row.id, "seq": seq}
 
 
-async def after_store(session: AsyncSession, changed_ids: list[str]) -> None:
+async def after_store(session: AsyncSession, changed_ids: list[str], new: Sequence[NewRecord] = ()) -> None:
     """Derived data that must commit with the records that caused it (KPI facts, complaint flags)."""
     if not changed_ids:
         return
-    from gateway.kpi_store import derive_facts  # here, not at the top: kpi_store uses this module's bulk insert
-
-    await derive_facts(session, changed_ids)
+    await derive_facts(session, changed_ids, new=new)
     await raise_flags(session, changed_ids)

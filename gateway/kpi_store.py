@@ -44,6 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from gateway.bulk import bulk_insert_ignoring_duplicates
 from gateway.db import UTCDateTime
 from gateway.models import Base, Complaint, Event, SyncState
 from kpi.calendar import WorkCalendar
@@ -211,8 +212,6 @@ def _id_in(column: Any, ids: Sequence[str], dialect: str) -> Any:
 
 
 async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiConfig) -> None:
-    from gateway.ingest import bulk_insert_ignoring_duplicates  # the store's fast bulk path (COPY on PG)
-
     dialect = session.get_bind().dialect.name
 
     records = (
@@ -237,26 +236,16 @@ async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiCo
         data = {"working_days": working_days} if type_ == "EXTENDED" else {"satisfaction": satisfaction}
         events.setdefault(cid, []).append(EventIn(type_, at, data))
 
-    record_rows: list[dict[str, Any]] = []
-    obligation_rows: list[dict[str, Any]] = []
-    callback_rows: list[dict[str, Any]] = []
-    for rec in records:
-        facts = derive(
-            RecordIn(rec.kind, rec.received_at, rec.real_name, events.get(rec.id, ())),
-            config.calendar, config.policies,
-        )
-        r, o, c = _fact_rows(rec, facts)
-        record_rows.append(r)
-        obligation_rows.extend(o)
-        callback_rows.extend(c)
-
+    facts = [
+        _fact_rows(rec, derive(RecordIn(rec.kind, rec.received_at, rec.real_name, events.get(rec.id, ())),
+                               config.calendar, config.policies))
+        for rec in records
+    ]
     for model in FACT_MODELS:
         await session.execute(
             delete(model).where(_id_in(model.complaint_id, ids, dialect)).execution_options(synchronize_session=False)
         )
-    for model, fact_rows in ((KpiRecordFact, record_rows), (KpiObligationFact, obligation_rows),
-                             (KpiCallbackFact, callback_rows)):
-        await bulk_insert_ignoring_duplicates(session, model, fact_rows)
+    await _insert_facts(session, facts)
 
 
 async def _stored_fingerprint(session: AsyncSession) -> str | None:
@@ -302,16 +291,58 @@ async def ensure_current(session: AsyncSession, config: KpiConfig) -> bool:
     return True
 
 
-async def derive_facts(session: AsyncSession, complaint_ids: Iterable[str], config: KpiConfig | None = None) -> None:
-    """Derive the facts of these (new or changed) records, in the caller's transaction."""
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    """A record just inserted, as the store wrote it: its facts need no read back and no delete."""
+
+    id: str
+    kind: str
+    channel: str
+    hotline: str | None
+    received_at: datetime
+    received_day: date
+    real_name: bool
+    recovered_amount_cents: int | None
+    u1: str | None
+    u2: str | None
+    u3: str | None
+    u4: str | None
+    u5: str | None
+    events: Sequence[EventIn]  # kpi's events, in the record's order
+
+
+async def derive_facts(
+    session: AsyncSession,
+    complaint_ids: Iterable[str],
+    config: KpiConfig | None = None,
+    new: Sequence[NewRecord] = (),
+) -> None:
+    """Derive the facts of these (new or changed) records, in the caller's transaction. Records in `new`
+    (a subset of the ids) were just inserted: their facts come from memory, with no query."""
     ids = list(dict.fromkeys(complaint_ids))
     if not ids:
         return
     config = config or configured()
     if await ensure_current(session, config):
         return  # every record, these included, was just derived
+    fresh = {r.id: r for r in new}
+    if fresh:
+        await _insert_facts(session, [
+            _fact_rows(rec, derive(RecordIn(rec.kind, rec.received_at, rec.real_name, rec.events),
+                                   config.calendar, config.policies))
+            for rec in fresh.values()
+        ])
+    ids = [i for i in ids if i not in fresh]
     for start in range(0, len(ids), BATCH):
         await _derive_batch(session, ids[start:start + BATCH], config)
+
+
+async def _insert_facts(
+    session: AsyncSession, facts: Sequence[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]
+) -> None:
+    await bulk_insert_ignoring_duplicates(session, KpiRecordFact, [r for r, _, _ in facts])
+    await bulk_insert_ignoring_duplicates(session, KpiObligationFact, [o for _, obs, _ in facts for o in obs])
+    await bulk_insert_ignoring_duplicates(session, KpiCallbackFact, [c for _, _, cbs in facts for c in cbs])
 
 
 async def refresh_fact_units(session: AsyncSession) -> None:

@@ -70,6 +70,7 @@ class Complaint(Base):
         Index("ix_complaints_u3_day", "u3", "received_day"),
         Index("ix_complaints_u4_day", "u4", "received_day"),
         Index("ix_complaints_unit", "handling_unit"),
+        Index("ix_complaints_uscc_day", "respondent_uscc", "received_day"),  # surge counts per (USCC, month)
     )
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors import ComplaintsConnector, UpstreamFailure
 from connectors.models import ChangesPage
+from gateway.alerts import deferred_alerts
 from gateway.db import transaction
 from gateway.ingest import Rejection, ingest_raw
 from gateway.models import OrgUnit, SyncState
@@ -101,6 +102,18 @@ async def sync_until_caught_up(
 ) -> SyncReport:
     """Pull pages from the stored cursor until the feed says there is nothing more. Upstream failures
     (UpstreamFailure) propagate; whatever was stored before them stays stored."""
+    async with deferred_alerts(sm):  # a catch-up is a bulk load: judge early warning once, at its end
+        return await _catch_up(sm, connector, limit=limit, on_reject=on_reject, after_page=after_page)
+
+
+async def _catch_up(
+    sm: async_sessionmaker[AsyncSession],
+    connector: ComplaintsConnector,
+    *,
+    limit: int,
+    on_reject: Callable[[Rejection], None],
+    after_page: Callable[[SyncReport], Awaitable[None] | None] | None,
+) -> SyncReport:
     report = SyncReport()
     started = time.monotonic()
     async with sm() as session:

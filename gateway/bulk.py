@@ -1,0 +1,60 @@
+"""Bulk writes that skip rows whose key is already stored, fast on both databases."""
+
+from __future__ import annotations
+
+import json
+from operator import itemgetter
+from typing import Any
+
+import asyncpg
+from sqlalchemy import JSON
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def bulk_insert_ignoring_duplicates(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows, skipping those whose key is already stored.
+
+    On PostgreSQL the rows travel by binary COPY into a temporary table and are moved over with one
+    INSERT … SELECT … ON CONFLICT DO NOTHING: several times faster than multi-row INSERTs for bulk loads.
+    """
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        await session.execute(insert_ignoring_duplicates(session, model), rows)
+        return
+    table = model.__table__
+    columns = [c.name for c in table.columns]
+    temp = f"_load_{table.name}"
+    conn = await session.connection()
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    for col in (c.name for c in table.columns if isinstance(c.type, JSON)):
+        for row in rows:
+            value = row[col]
+            row[col] = json.dumps(value, ensure_ascii=False) if value else "{}"
+    records = list(map(itemgetter(*columns), rows))
+    # Usually every row is new: COPY straight into the table. If a key is taken after all (a concurrent
+    # writer, an event id stored under another record), undo that and take the path that skips duplicates.
+    try:
+        async with raw.transaction():  # a savepoint inside the session's transaction
+            await raw.copy_records_to_table(table.name, records=records, columns=columns)
+        return
+    except asyncpg.UniqueViolationError:
+        pass
+    await raw.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    await raw.copy_records_to_table(temp, records=records, columns=columns)
+    names = ", ".join(columns)
+    await raw.execute(
+        f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {temp} ON CONFLICT DO NOTHING; TRUNCATE {temp}"
+    )
+
+
+def insert_ignoring_duplicates(session: AsyncSession, model: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING in the session's dialect."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(model.__table__).on_conflict_do_nothing()  # Core, not ORM: bulk loads skip ORM bookkeeping

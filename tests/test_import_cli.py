@@ -81,3 +81,27 @@ async def test_broken_unit_file_loads_nothing(db: Database, tmp_path: Path) -> N
     assert done.returncode != 0
     assert "line 13" in done.stderr and "unknown parent_code 519999" in done.stderr
     assert done.stderr.count("\n") == 1
+
+
+async def test_import_judges_early_warning_once_at_the_end(db: Database, tmp_path: Path) -> None:
+    """Alerts of a bulk import are judged after its last batch, over every cell it touched."""
+    from datetime import date, timedelta
+
+    from gateway.alerts import list_alerts
+
+    units = tmp_path / "units.csv"
+    units.write_text(UNITS_CSV, encoding="utf-8")
+    assert gateway(db, "import-units", str(units)).returncode == 0
+    start = date(2024, 3, 1)
+    lines = [json.dumps(record(f"W-{d}", received_at=f"{start + timedelta(days=d)}T10:00:00+08:00", events=[]))
+             for d in range(35)]  # one a day: the normal
+    surge_day = start + timedelta(days=34)
+    lines += [json.dumps(record(f"S-{i}", received_at=f"{surge_day}T1{i % 10}:00:00+08:00", events=[]))
+              for i in range(12)]
+    data = tmp_path / "surge.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    done = gateway(db, "import", str(data), "--quiet")
+    assert done.returncode == 0, done.stderr
+    async with db.sessionmaker() as session:
+        alerts = await list_alerts(session)
+    assert [(a.unit_code, a.category, a.day, a.count) for a in alerts] == [("510802", "FOOD", surge_day, 13)]

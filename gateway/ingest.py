@@ -164,13 +164,8 @@ async def upsert_records(session: AsyncSession, records: list[ComplaintIn], unit
             merged.add(record.id)
         by_id[record.id] = _merge_versions(prev, record) if prev else record
 
-    stored = dict(
-        (
-            await session.execute(
-                select(Complaint.id, Complaint.content_hash).where(Complaint.id.in_(list(by_id)))
-            )
-        ).all()
-    )
+    rows = await session.execute(select(Complaint.id, Complaint.content_hash).where(Complaint.id.in_(list(by_id))))
+    stored: dict[str, str] = {rid: digest for rid, digest in rows.tuples()}
     now = datetime.now(UTC)
     new = [r for rid, r in by_id.items() if rid not in stored]
     changed = [r for rid, r in by_id.items() if rid in stored and (stored[rid] != digests[rid] or rid in merged)]

@@ -107,10 +107,11 @@ async def test_update_replaces_fields_and_merges_events(db: Database) -> None:
 async def test_late_event_is_placed_by_time_and_ties_keep_arrival_order(db: Database) -> None:
     await load_units(db.sessionmaker)
     t = "2024-03-05T09:00:00+08:00"
-    await ingest(db, [record("ORD-1", events=[event("a", "ACCEPTED", t), event("b", "REPLIED", "2024-03-09T09:00:00Z")])])
+    first = [event("a", "ACCEPTED", t), event("b", "REPLIED", "2024-03-09T09:00:00Z")]
+    await ingest(db, [record("ORD-1", events=first)])
     # An earlier event arrives later; one more at the same instant as `a` comes after it.
-    await ingest(db, [record("ORD-1", events=[event("early", "DISPATCHED", "2024-03-01T11:00:00+08:00", {"to": "510802"}),
-                                               event("tie", "CLOSED", t)])])
+    later = [event("early", "DISPATCHED", "2024-03-01T11:00:00+08:00", {"to": "510802"}), event("tie", "CLOSED", t)]
+    await ingest(db, [record("ORD-1", events=later)])
     _, _, evs = await stored(db, "ORD-1")
     assert [e.id for e in evs] == ["early", "a", "tie", "b"]
 

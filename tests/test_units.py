@@ -10,7 +10,8 @@ from gateway.ingest import ingest_raw
 from gateway.models import Complaint, OrgUnit
 from gateway.units import UnitFileError, import_units, load_units
 from tests.conftest import Database
-from tests.factories import UNITS_CSV, load_units as load_sample_units, record
+from tests.factories import UNITS_CSV, record
+from tests.factories import load_units as load_sample_units
 
 HEADER = "code,name,level,parent_code\n"
 

@@ -93,3 +93,41 @@ async def test_kpi_report_only_for_own_subtree(gw: Gateway, caller: str) -> None
             assert "FORBIDDEN" not in a.codes(), (caller, unit)
         else:
             assert a.codes() == ["FORBIDDEN"], (caller, unit)
+
+
+@pytest.mark.parametrize("caller", list(CALLERS))
+async def test_record_event_outside_is_not_found(gw: Gateway, caller: str) -> None:
+    m = 'mutation($id: ID!, $e: EventInput!) { recordEvent(complaintId: $id, event: $e) { id } }'
+    for rid in sorted(set(PLACES) - VISIBLE[caller]):
+        ev = {"id": f"{rid}-{caller}", "type": "ACCEPTED", "at": "2024-03-20T09:00:00+08:00"}
+        a = await gw.as_caller(caller, m, {"id": rid, "e": ev}, roles="operator")
+        assert a.data == {"recordEvent": None} and a.codes() == ["NOT_FOUND"], (caller, rid)
+
+
+async def test_credit_flags_by_jurisdiction(gw: Gateway) -> None:
+    """A CRITICAL food record with a respondent raises a CRITICAL_SAFETY flag issued by its handling unit."""
+    from gql_support import event, record, valid_uscc
+
+    from gateway.db import transaction
+    from gateway.ingest import ingest_raw
+
+    usccs = {rid: valid_uscc(f"915108000000000{n:02d}") for n, rid in enumerate(sorted(PLACES))}
+    critical = [
+        record(f"X{rid}", kind="INQUIRY", urgency="CRITICAL", category="FOOD", handling_unit=unit,
+               respondent={"uscc": usccs[rid], "name": "某食品厂"},
+               events=[event(f"X{rid}-e1", "DISPATCHED", "2024-03-01T10:00:00+08:00", {"to": unit}, unit)])
+        for rid, unit in PLACES.items()
+    ]
+    async with transaction(gw.db.sessionmaker) as session:
+        assert not (await ingest_raw(session, critical)).rejected
+    for caller in CALLERS:
+        a = await gw.as_caller(caller, "{ creditFlags(first: 100) { nodes { uscc reason issuedBy } } }",
+                               roles="credit")
+        assert not a.errors, a.errors
+        nodes = a.data["creditFlags"]["nodes"]
+        critical = {n["uscc"] for n in nodes if n["reason"] == "CRITICAL_SAFETY"}
+        assert critical == {usccs[rid] for rid in VISIBLE[caller]}, caller
+        # the world's 8 records about enterprise A are a surge, issued by the unit above them all: national
+        surges = [n for n in nodes if n["reason"] == "COMPLAINT_SURGE"]
+        assert surges == ([{"uscc": USCC_A, "reason": "COMPLAINT_SURGE", "issuedBy": "100000"}]
+                          if caller == "national" else []), caller

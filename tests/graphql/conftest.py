@@ -76,6 +76,8 @@ def sims() -> Iterator[dict[str, Sim]]:
         httpx.get(f"{out['credit'].url}/api/v1/enterprises", params={"uscc": USCC_A},
                   headers={"Authorization": f"Bearer {SIM_TOKEN}"}, timeout=30).raise_for_status()
         yield out
+        for sim in out.values():
+            sim.http.close()
 
 
 @pytest.fixture(autouse=True)
@@ -182,4 +184,8 @@ def fresh_sim(system: str) -> Iterator[Sim]:
     """A simulator of its own for one test: for writes whose idempotency ledger must start empty."""
     args: list[Any] = [[]] if system == "complaints" else []
     with run_in_thread(FACTORIES[system](*args, token=SIM_TOKEN, seed=1)) as url:
-        yield Sim(system, url)
+        sim = Sim(system, url)
+        try:
+            yield sim
+        finally:
+            sim.http.close()

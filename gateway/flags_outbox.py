@@ -24,9 +24,11 @@ from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from connectors import UpstreamError, UpstreamFailure, UpstreamNotConfigured, UpstreamUnavailable
+from gateway.bulk import insert_ignoring_duplicates
 from gateway.db import transaction
 from gateway.flags_metrics import DELIVERIES, OUTBOX_OLDEST_AGE, OUTBOX_PENDING
-from gateway.flags_store import DELIVERED, FAILED, PENDING, OutboxItem
+from gateway.flags_store import DELIVERED, EMERGENCY, FAILED, PENDING, OutboxItem
+from gateway.gql.models import IncidentLink
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +219,8 @@ class Dispatcher:
                     ),
                     delivered,
                 )
+                if system == EMERGENCY:
+                    await _link_incidents(session, [r for r in results if r.outcome == "delivered"], now)
             if retry:
                 await conn.execute(
                     t.update().where(where).values(
@@ -275,3 +279,15 @@ def _aware(at: datetime | str) -> datetime:
     if isinstance(at, str):  # SQLite hands an aggregate's value back as text
         at = datetime.fromisoformat(at)
     return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+async def _link_incidents(session: AsyncSession, delivered: list[_Result], now: datetime) -> None:
+    """An escalated record's incident, so that `Complaint.incidents` finds it (the emergency system is
+    looked up by incident id only). The outbox key of an incident is the record's id."""
+    links = [
+        {"complaint_id": r.key, "incident_id": str(r.receipt["incident_id"]), "created_at": now}
+        for r in delivered
+        if r.receipt and r.receipt.get("incident_id")
+    ]
+    if links:
+        await session.execute(insert_ignoring_duplicates(session, IncidentLink), links)

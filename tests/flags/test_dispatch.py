@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from prometheus_client import REGISTRY
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from connectors import CreditConnector, EmergencyConnector
 from connectors.models import ComplaintFlag
@@ -17,6 +17,7 @@ from gateway.dispatch import credit_sender, emergency_sender, reconcile
 from gateway.flags import CRITICAL_SAFETY, flag_id
 from gateway.flags_outbox import DispatchConfig, Dispatcher
 from gateway.flags_store import CREDIT, EMERGENCY, OutboxItem
+from gateway.gql.models import IncidentLink
 from gateway.settings import Settings
 from tests.conftest import Database
 from tests.flags.support import TOKEN, USCC, Sim, all_outbox, rec, store
@@ -69,7 +70,13 @@ async def test_credit_down_then_up_delivers_every_flag_exactly_once(
     assert keys == {f["flag_id"] for f in ledger}  # the flag_id is the Idempotency-Key
     incidents = [r["idempotency_key"] for r in emergency_sim.requests() if r["route"].startswith("POST")]
     assert sorted(incidents) == [f"CR{i}" for i in range(5)]  # the record id is the incident's key
-    assert {o.receipt["incident_id"] for o in await all_outbox(world, EMERGENCY) if o.receipt} != set()
+    receipts = {o.key: o.receipt["incident_id"] for o in await all_outbox(world, EMERGENCY) if o.receipt}
+    assert sorted(receipts) == [f"CR{i}" for i in range(5)]
+    # Each record knows its incident, for `Complaint.incidents`.
+    async with world.sessionmaker() as session:
+        rows = await session.execute(select(IncidentLink.complaint_id, IncidentLink.incident_id))
+        links = {complaint_id: incident_id for complaint_id, incident_id in rows.all()}
+    assert links == receipts
 
 
 async def test_a_refused_flag_is_parked_and_the_others_go_on(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI
@@ -13,6 +14,7 @@ from sqlalchemy import text
 from gateway import observability
 from gateway.db import make_engine, make_sessionmaker
 from gateway.dispatch import BackgroundDispatcher
+from gateway.flags_outbox import refresh_outbox_gauges
 from gateway.gql.http import router as graphql_router
 from gateway.ingest_api import router as ingest_router
 from gateway.migrate import current_revision, head_revision, migrate
@@ -31,7 +33,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await migrate(engine)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
-        app.state.unit_index = None  # loaded lazily, refreshed on unit changes
+        # The outbox backlog is shared by every process: each replica reports it when scraped.
+        app.state.refresh_gauges = partial(refresh_outbox_gauges, app.state.sessionmaker)
         dispatcher = BackgroundDispatcher(settings, app.state.sessionmaker) if settings.dispatcher else None
         try:
             yield

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +27,7 @@ from connectors import UpstreamError, UpstreamFailure, UpstreamNotConfigured, Up
 from gateway.bulk import insert_ignoring_duplicates
 from gateway.db import transaction
 from gateway.flags_metrics import DELIVERIES, OUTBOX_OLDEST_AGE, OUTBOX_PENDING
-from gateway.flags_store import DELIVERED, EMERGENCY, FAILED, PENDING, OutboxItem
+from gateway.flags_store import CREDIT, DELIVERED, EMERGENCY, FAILED, PENDING, OutboxItem
 from gateway.gql.models import IncidentLink
 
 log = logging.getLogger(__name__)
@@ -256,23 +256,30 @@ class Dispatcher:
     # ------------------------------------------------------------------------------------------- gauges
 
     async def update_gauges(self) -> dict[str, tuple[int, float]]:
-        """Backlog (PENDING items) and age of the oldest one, per system; also set on the Prometheus gauges."""
-        now = datetime.now(UTC)
-        async with self.sm() as session:
-            rows = await session.execute(
-                select(OutboxItem.system, func.count(), func.min(OutboxItem.created_at))
-                .where(OutboxItem.state == PENDING)
-                .group_by(OutboxItem.system)
-            )
-            found = {s: (n, oldest) for s, n, oldest in rows.all()}
-        out: dict[str, tuple[int, float]] = {}
-        for system in {*self.senders, *found}:
-            n, oldest = found.get(system, (0, None))
-            age = (now - _aware(oldest)).total_seconds() if oldest is not None else 0.0
-            OUTBOX_PENDING.labels(system).set(n)
-            OUTBOX_OLDEST_AGE.labels(system).set(max(age, 0.0))
-            out[system] = (n, age)
-        return out
+        return await refresh_outbox_gauges(self.sm, self.senders)
+
+
+async def refresh_outbox_gauges(
+    sm: async_sessionmaker[AsyncSession], systems: Iterable[str] = (CREDIT, EMERGENCY)
+) -> dict[str, tuple[int, float]]:
+    """Backlog (PENDING items) and age of the oldest one, per system; also set on the Prometheus gauges.
+    Read from the database, so any process (an API replica at scrape time, a dispatcher) reports the same."""
+    now = datetime.now(UTC)
+    async with sm() as session:
+        rows = await session.execute(
+            select(OutboxItem.system, func.count(), func.min(OutboxItem.created_at))
+            .where(OutboxItem.state == PENDING)
+            .group_by(OutboxItem.system)
+        )
+        found = {s: (n, oldest) for s, n, oldest in rows.all()}
+    out: dict[str, tuple[int, float]] = {}
+    for system in {*systems, *found}:
+        n, oldest = found.get(system, (0, None))
+        age = (now - _aware(oldest)).total_seconds() if oldest is not None else 0.0
+        OUTBOX_PENDING.labels(system).set(n)
+        OUTBOX_OLDEST_AGE.labels(system).set(max(age, 0.0))
+        out[system] = (n, age)
+    return out
 
 
 def _aware(at: datetime | str) -> datetime:

@@ -82,6 +82,7 @@ async def test_evaluator_picks_sees_and_downloads(db: Database, tmp_path: Path) 
     servers = serve(settings)
     base = next(servers)
     driver = browser(downloads)
+    driver.implicitly_wait(15)  # a form post renders a new page: find_element waits for it
     try:
         driver.get(f"{base}/reports")
         assert "KPI report" in driver.title or "KPI" in driver.page_source

@@ -24,7 +24,7 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -46,7 +46,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.bulk import bulk_insert_ignoring_duplicates
 from gateway.db import UTCDateTime
-from gateway.models import Base, Complaint, Event, SyncState
+from gateway.models import Base, Complaint, Event
+from gateway.state import get_state, set_state
 from kpi.calendar import WorkCalendar
 from kpi.obligations import EventIn, RecordFacts, RecordIn, derive
 from kpi.policies import Policies
@@ -248,21 +249,6 @@ async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiCo
     await _insert_facts(session, facts)
 
 
-async def _stored_fingerprint(session: AsyncSession) -> str | None:
-    value = await session.scalar(select(SyncState.value).where(SyncState.name == CONFIG_KEY))
-    return str(value) if value is not None else None
-
-
-async def _set_fingerprint(session: AsyncSession, fingerprint: str) -> None:
-    row = await session.get(SyncState, CONFIG_KEY)
-    now = datetime.now(UTC)
-    if row is None:
-        session.add(SyncState(name=CONFIG_KEY, value=fingerprint, updated_at=now))
-    else:
-        row.value, row.updated_at = fingerprint, now
-    await session.flush()
-
-
 async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = BATCH) -> int:
     """Derive every record's facts again (after the calendar or a policy changed); returns the count."""
     count, after = 0, ""
@@ -276,13 +262,13 @@ async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = BAT
             break
         await _derive_batch(session, ids, config)
         count, after = count + len(ids), ids[-1]
-    await _set_fingerprint(session, config.fingerprint)
+    await set_state(session, CONFIG_KEY, config.fingerprint)
     return count
 
 
 async def ensure_current(session: AsyncSession, config: KpiConfig) -> bool:
     """Make the stored facts match `config`; True when they had to be derived again."""
-    stored = await _stored_fingerprint(session)
+    stored = await get_state(session, CONFIG_KEY)
     if stored == config.fingerprint:
         return False
     count = await rebuild_all(session, config)

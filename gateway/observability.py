@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 import uuid
@@ -45,9 +46,27 @@ REPORT_DURATION = Histogram(
 
 log = logging.getLogger("gateway.http")
 
+# Operation names are chosen by callers: the first few hundred get a label of their own, later ones share
+# "other", so a client inventing names cannot explode the metric's series.
+_MAX_OPERATION_NAMES = 200
+_operation_names: set[str] = set()
+
+
+def observe_operation(name: str | None, has_data: bool, has_errors: bool, seconds: float) -> None:
+    label = name or "anonymous"
+    if label not in _operation_names:
+        if len(_operation_names) >= _MAX_OPERATION_NAMES:
+            label = "other"
+        else:
+            _operation_names.add(label)
+    outcome = "error" if not has_data else ("partial" if has_errors else "ok")
+    GRAPHQL_OPERATIONS.labels(label, outcome).inc()
+    GRAPHQL_DURATION.labels(label).observe(seconds)
+
 
 # ------------------------------------------------------------------------------------------------ logs
 
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")  # what a caller's X-Request-Id may be to be kept
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "color_message"}
 
 
@@ -96,8 +115,8 @@ def install(app: FastAPI) -> None:
 
     @app.middleware("http")
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        if len(rid) > 128:
+        rid = request.headers.get("x-request-id", "")
+        if not REQUEST_ID.match(rid):  # only ids safe to log and forward upstream are kept
             rid = uuid.uuid4().hex
         token = request_id_var.set(rid)
         started = time.perf_counter()

@@ -122,3 +122,27 @@ def test_compose_file_is_valid() -> None:
     done = subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, capture_output=True, text=True,
                           env={"PATH": "/usr/bin:/bin", "GATEWAY_JWT_SECRET": "x"})
     assert done.returncode == 0, done.stderr
+
+
+async def test_graphql_operations_are_counted_by_name_and_outcome(db: Database) -> None:
+    from prometheus_client import REGISTRY
+
+    await load_units(db.sessionmaker)
+    app = create_app(Settings(database_url=db.url, jwt_secret=SECRET, dispatcher=False))
+    token = mint_token(SECRET, "ops-test", "510000", ["reader"])
+
+    def count(outcome: str) -> float:
+        return REGISTRY.get_sample_value(
+            "gateway_graphql_operations_total", {"operation": "OpsProbe", "outcome": outcome}) or 0.0
+
+    before_ok, before_error = count("ok"), count("error")
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            auth = {"Authorization": f"Bearer {token}"}
+            await c.post("/graphql", json={"query": "query OpsProbe { orgUnit(code: \"510000\") { code } }"},
+                         headers=auth)
+            await c.post("/graphql", json={"query": "query OpsProbe { kpiReport(unit: \"510000\", "
+                                                    "from: \"2024-01-01\", to: \"2024-01-31\") { level } }"},
+                         headers=auth)  # a reader may not: no data at all
+    assert count("ok") == before_ok + 1
+    assert count("error") == before_error + 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-import re
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -47,6 +47,7 @@ from gateway.gql.persisted import PersistedOperations, document_hash
 from gateway.gql.pii import write_reads
 from gateway.gql.schema import graphql_schema
 from gateway.gql.unit_cache import UnitCache
+from gateway.observability import REQUEST_ID, observe_operation
 from gateway.settings import Settings
 from gateway.upstreams import Upstreams, build_upstreams
 
@@ -56,7 +57,6 @@ GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
 MAX_BODY = 1024 * 1024
 MAX_TOKENS = 20_000  # parse refuses larger documents before building them
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class HttpProblem(Exception):
@@ -274,7 +274,8 @@ async def _authenticate(request: Request, settings: Settings) -> Any:
 @router.api_route("/graphql", methods=["GET", "POST"], include_in_schema=False)
 async def graphql_endpoint(request: Request) -> Response:
     incoming = request.headers.get("x-request-id", "")
-    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    # The HTTP middleware has usually set it already (gateway/observability.py); keep one id per request.
+    request_id = request_id_var.get() or (incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex)
     request_id_var.set(request_id)
     headers = {"X-Request-Id": request_id}
     accept = request.headers.get("accept")
@@ -326,10 +327,13 @@ async def graphql_endpoint(request: Request) -> Response:
     sessionmaker = getattr(request.app.state, "sessionmaker", None) or make_sessionmaker(engine)
     ctx = RequestContext(principal, scope, service.settings, engine, sessionmaker, service.upstreams, service.units,
                          request_id)
+    started = time.perf_counter()
     result = execute(service.schema, document, context_value=ctx, variable_values=params["variables"],
                      operation_name=params["operationName"])
     if not isinstance(result, ExecutionResult):
         result = await result
+    observe_operation(operation.name.value if operation.name else None, result.data is not None,
+                      bool(result.errors), time.perf_counter() - started)
     body: dict[str, Any] = {"data": result.data}
     if result.errors:
         body["errors"] = [errors.format_error(e) for e in result.errors]

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -222,21 +222,25 @@ async def _surges(session: AsyncSession, records: list[Any]) -> list[Finding]:
             text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
             {"keys": sorted({_lock_key(u, m) for u, m in keys})},
         )
-    # One (USCC, month) range per key on the (respondent_uscc, received_day) index: the rows read grow with
-    # the keys a batch touches, not with the table (a year-long bulk load touches every month of many USCCs).
+    # Per month, the batch's USCCs on the (respondent_uscc, received_day) index: the rows read are those of
+    # the keys the batch touches, not the table's (a year-long bulk load touches every month of many USCCs).
+    by_month: dict[str, list[str]] = defaultdict(list)
+    for uscc, month in sorted(keys):
+        by_month[month].append(uscc)
     by_key: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    for chunk in _chunks(sorted(keys), 200):
-        ranges = []
-        for uscc, month in chunk:
-            start, end = month_window(month)
-            ranges.append(and_(Complaint.respondent_uscc == uscc, Complaint.received_day >= start.date(),
-                               Complaint.received_day < end.date()))
-        rows = await session.execute(
-            select(Complaint.id, Complaint.respondent_uscc, Complaint.received_day, *_unit_columns())
-            .where(or_(*ranges), Complaint.kind.in_(SURGE_KINDS))
-        )
-        for row in rows.all():
-            by_key[(row.respondent_uscc, month_of(row.received_day))].append(row)
+    for month, usccs in by_month.items():
+        start, end = month_window(month)
+        for chunk in _chunks(usccs):
+            rows = await session.execute(
+                select(Complaint.id, Complaint.respondent_uscc, Complaint.received_day, *_unit_columns()).where(
+                    Complaint.respondent_uscc.in_(chunk),
+                    Complaint.received_day >= start.date(),
+                    Complaint.received_day < end.date(),
+                    Complaint.kind.in_(SURGE_KINDS),
+                )
+            )
+            for row in rows.all():
+                by_key[(row.respondent_uscc, month)].append(row)
     out = []
     for (uscc, month), matching in by_key.items():
         severity = surge_severity(len(matching))

@@ -44,10 +44,15 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     parsed = make_url(url)
     if is_sqlite(url):
         connect_args.setdefault("timeout", 30)
-    elif "search_path" in parsed.query:
-        schema = parsed.query["search_path"]
-        connect_args.setdefault("server_settings", {})["search_path"] = str(schema)
-        parsed = parsed.difference_update_query(["search_path"])
+    else:
+        server_settings = connect_args.setdefault("server_settings", {})
+        # asyncpg prepares every statement; after five runs PostgreSQL may switch it to a generic plan that
+        # cannot see the parameters, and for a range over a big table ("this USCC in this month") that
+        # plan is a sequential scan. Planning each execution costs far less than that.
+        server_settings.setdefault("plan_cache_mode", "force_custom_plan")
+        if "search_path" in parsed.query:
+            server_settings["search_path"] = str(parsed.query["search_path"])
+            parsed = parsed.difference_update_query(["search_path"])
     engine = create_async_engine(parsed, connect_args=connect_args, **kwargs)
     if is_sqlite(url):
 

@@ -42,7 +42,8 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from connectors.simulators.data import generate_records  # noqa: E402
 from gateway.db import make_engine, make_sessionmaker, transaction  # noqa: E402
-from gateway.kpi_store import FACT_MODELS, _set_fingerprint, kpi_config, rebuild_all  # noqa: E402
+from gateway.kpi_store import CONFIG_KEY, FACT_MODELS, kpi_config, rebuild_all  # noqa: E402
+from gateway.state import set_state  # noqa: E402
 from gateway.migrate import migrate  # noqa: E402
 from gateway.records import parse_instant  # noqa: E402
 from gateway.reports import build_report  # noqa: E402
@@ -291,7 +292,7 @@ async def prepare(url: str, units_text: str) -> None:
     sm = make_sessionmaker(engine)
     async with transaction(sm) as session:
         await import_units(session, units_text)
-        await _set_fingerprint(session, CONFIG.fingerprint)
+        await set_state(session, CONFIG_KEY, CONFIG.fingerprint)
     await engine.dispose()
 
 

@@ -43,11 +43,11 @@ import pyarrow.parquet as pq  # noqa: E402
 from connectors.simulators.data import generate_records  # noqa: E402
 from gateway.db import make_engine, make_sessionmaker, transaction  # noqa: E402
 from gateway.kpi_store import CONFIG_KEY, FACT_MODELS, kpi_config, rebuild_all  # noqa: E402
-from gateway.state import set_state  # noqa: E402
 from gateway.migrate import migrate  # noqa: E402
 from gateway.records import parse_instant  # noqa: E402
 from gateway.reports import build_report  # noqa: E402
 from gateway.sample_units import province_tree, units_csv  # noqa: E402
+from gateway.state import set_state  # noqa: E402
 from gateway.units import import_units  # noqa: E402
 from kpi.obligations import EventIn, RecordIn, derive, local_day  # noqa: E402
 

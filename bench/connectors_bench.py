@@ -16,36 +16,22 @@ import argparse
 import asyncio
 import os
 import random
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from prometheus_client import REGISTRY
 
 from connectors import CircuitState, ComplaintsConnector, ConnectorConfig, CreditConnector, UpstreamFailure
 from connectors.simulators import make_uscc
+from connectors.simulators.server import run_in_process
 
 PG_URL = os.environ.get("GATEWAY_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 
-@contextmanager
-def simulator(system: str, *flags: str) -> Iterator[str]:
-    """A simulator in its own process (so it does not share our GIL); yields its URL."""
-    cmd = [sys.executable, "-m", "connectors.simulators", system, "--port", "0", *flags]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().split()
-        if len(line) != 2:
-            raise RuntimeError(f"simulator did not start: {cmd}")
-        yield line[1]
-    finally:
-        proc.terminate()
-        proc.wait(10)
+def simulator(system: str, *flags: str) -> Any:
+    return run_in_process(system, *flags)
 
 
 def pct(values: list[float], q: float) -> float:

@@ -36,6 +36,8 @@ from fastapi.responses import Response
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from connectors.simulators.server import run_in_process  # noqa: E402
+
 SECRET = "bench-secret-0123456789abcdef0123456789"
 SIM_TOKEN = "bench-sim-token"
 
@@ -53,20 +55,8 @@ PAGE = """{ complaints(first: 100) { nodes { id enterprise { creditProfile { nam
 # ------------------------------------------------------------------------------------------- processes
 
 
-@contextmanager
-def simulator(system: str) -> Iterator[str]:
-    cmd = [sys.executable, "-m", "connectors.simulators", system, "--port", "0", "--token", SIM_TOKEN,
-           "--records", "0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().split()
-        if len(line) != 2:
-            raise RuntimeError(f"simulator did not start: {cmd}")
-        yield line[1]
-    finally:
-        proc.terminate()
-        proc.wait(10)
+def simulator(system: str) -> Any:
+    return run_in_process(system, "--token", SIM_TOKEN, "--records", "0")
 
 
 @contextmanager

@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -54,3 +57,20 @@ def run_in_thread(app: Any, port: int = 0, host: str = "127.0.0.1") -> Iterator[
         yield server.url
     finally:
         server.stop()
+
+
+@contextmanager
+def run_in_process(system: str, *flags: str) -> Iterator[str]:
+    """A simulator in a process of its own (it does not share the caller's GIL: benchmarks); yields its URL.
+    `flags` are those of `python -m connectors.simulators`."""
+    cmd = [sys.executable, "-m", "connectors.simulators", system, "--port", "0", *flags]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().split()  # it prints "<system> <url>" once serving
+        if len(line) != 2:
+            raise RuntimeError(f"simulator did not start: {' '.join(cmd)}")
+        yield line[1]
+    finally:
+        proc.terminate()
+        proc.wait(10)

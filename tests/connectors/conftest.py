@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
 
-import httpx
 import pytest
 
 from connectors import CONNECTORS, BaseConnector, ConnectorConfig
 from connectors.simulators import FACTORIES, generate_records, run_in_thread
+from connectors.simulators.control import SimControl
 
 TOKEN = "test-token"
 RECORDS = generate_records(250, seed=7)
@@ -29,29 +29,7 @@ FAST = ConnectorConfig(
 )
 
 
-class Sim:
-    """A running simulator, controlled over HTTP through its /_sim routes."""
-
-    def __init__(self, system: str, url: str) -> None:
-        self.system, self.url = system, url
-        self.http = httpx.Client(base_url=url, timeout=5)
-
-    def faults(self, **faults: Any) -> None:
-        self.http.post("/_sim/faults", json=faults).raise_for_status()
-
-    def reset(self) -> None:
-        self.http.post("/_sim/reset").raise_for_status()
-
-    def stats(self) -> dict[str, Any]:
-        return dict(self.http.get("/_sim/stats").json())
-
-    def requests(self) -> list[dict[str, Any]]:
-        return list(self.http.get("/_sim/requests").json())
-
-    def post(self, path: str, body: Any) -> Any:
-        resp = self.http.post(path, json=body)
-        resp.raise_for_status()
-        return resp.json()
+Sim = SimControl  # a running simulator, controlled over HTTP through its /_sim routes
 
 
 @pytest.fixture(scope="session")

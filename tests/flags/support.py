@@ -5,11 +5,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import httpx
 from sqlalchemy import select
 
 from connectors import ConnectorConfig
 from connectors.simulators import FACTORIES, make_uscc
+from connectors.simulators.control import SimControl
 from connectors.simulators.server import ThreadedServer
 from gateway.db import transaction
 from gateway.flags_store import FlagRow, OutboxItem
@@ -60,31 +60,16 @@ async def all_outbox(db: Database, system: str | None = None) -> list[OutboxItem
 
 
 
-class Sim:
+class Sim(SimControl):
     """A simulator served on loopback, controlled through its /_sim routes."""
 
     def __init__(self, system: str) -> None:
         self.layer = FACTORIES[system](token=TOKEN, seed=3)
         self.server = ThreadedServer(self.layer).start()
-        self.url = self.server.url
-        self.http = httpx.Client(base_url=self.url, timeout=5)
-
-    def faults(self, **faults: Any) -> None:
-        self.http.post("/_sim/faults", json=faults).raise_for_status()
-
-    def stats(self) -> dict[str, Any]:
-        return dict(self.http.get("/_sim/stats").json())
-
-    def requests(self) -> list[dict[str, Any]]:
-        return list(self.http.get("/_sim/requests").json())
-
-    def get(self, path: str) -> Any:
-        resp = self.http.get(path)
-        resp.raise_for_status()
-        return resp.json()
+        super().__init__(system, self.server.url)
 
     def close(self) -> None:
-        self.http.close()
+        super().close()
         self.server.stop()
 
 

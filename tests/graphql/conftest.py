@@ -30,6 +30,7 @@ from gql_support import (  # noqa: E402
 )
 
 from connectors.simulators import FACTORIES, run_in_thread  # noqa: E402
+from connectors.simulators.control import SimControl  # noqa: E402
 from gateway.app import create_app  # noqa: E402
 from gateway.auth import mint_token  # noqa: E402
 from gateway.db import transaction  # noqa: E402
@@ -41,27 +42,9 @@ from gateway.units import import_units  # noqa: E402
 SYSTEMS = ("complaints", "enforcement", "credit", "emergency")
 
 
-class Sim:
-    def __init__(self, system: str, url: str) -> None:
-        self.system, self.url = system, url
-        self.http = httpx.Client(base_url=url, timeout=5)
-
-    def faults(self, **faults: Any) -> None:
-        self.http.post("/_sim/faults", json=faults).raise_for_status()
-
-    def reset(self) -> None:
-        self.http.post("/_sim/reset").raise_for_status()
-
-    def requests(self) -> int:
-        return int(self.http.get("/_sim/stats").json()["total_requests"])
-
-    def recent(self) -> list[dict[str, Any]]:
-        return list(self.http.get("/_sim/requests").json())
-
+class Sim(SimControl):
     def seed(self, body: dict[str, Any]) -> Any:
-        resp = self.http.post("/_sim/seed", json=body)
-        resp.raise_for_status()
-        return resp.json()
+        return self.post("/_sim/seed", body)
 
 
 @pytest.fixture(scope="session")

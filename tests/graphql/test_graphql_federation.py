@@ -57,8 +57,8 @@ async def test_a_page_of_100_makes_one_request_per_system(gw: Gateway) -> None:
     assert all(n["cases"] == [{"caseNo": f"CASE-{n['id']}", "status": "INVESTIGATING"}] for n in nodes)
     assert all(n["incidents"] == [{"incidentId": f"INC-{n['id']}", "status": "DISPATCHED"}] for n in nodes)
     for system in ("credit", "enforcement", "emergency"):
-        assert gw.sims[system].requests() == 1, system
-    assert gw.sims["complaints"].requests() == 0
+        assert gw.sims[system].total_requests() == 1, system
+    assert gw.sims["complaints"].total_requests() == 0
 
 
 async def test_more_than_100_keys_are_split_into_batches_of_100(gw: Gateway) -> None:
@@ -67,7 +67,7 @@ async def test_more_than_100_keys_are_split_into_batches_of_100(gw: Gateway) -> 
     assert not a.errors, a.errors
     assert len(a.data["complaints"]["nodes"]) == 158
     for system in ("enforcement", "emergency"):
-        assert gw.sims[system].requests() == 2, system  # 158 complaint ids -> 100 + 58
+        assert gw.sims[system].total_requests() == 2, system  # 158 complaint ids -> 100 + 58
 
 
 async def test_upstream_calls_run_concurrently(gw: Gateway) -> None:
@@ -120,7 +120,7 @@ async def test_a_failing_batch_gives_one_error_per_field_and_everything_else(gw:
     assert all(n["incidents"] is None and n["cases"] for n in nodes)
     assert {tuple(e["path"][-1:]) for e in a.errors} == {("incidents",)}
     assert len(a.errors) == len(PLACES)
-    assert gw.sims["emergency"].requests() <= 2  # one call, retried at most once: not one per record
+    assert gw.sims["emergency"].total_requests() <= 2  # one call, retried at most once: not one per record
 
 
 @pytest.mark.parametrize("missing", ["credit", "enforcement", "emergency"])
@@ -130,5 +130,5 @@ async def test_an_unconfigured_system_is_upstream_not_configured(gw: Gateway, mi
                           'cases { caseNo } incidents { incidentId } } }')
     assert a.status == 200 and a.data["complaint"]["id"] == "R-STATION"
     assert [e["extensions"]["code"] for e in a.errors] == ["UPSTREAM_NOT_CONFIGURED"]
-    assert gw.sims[missing].requests() == 0
+    assert gw.sims[missing].total_requests() == 0
     assert set(SYSTEMS) >= {missing}

@@ -167,7 +167,7 @@ async def test_suggest_case_lead_is_idempotent_per_complaint(gw: Gateway) -> Non
         assert not first.errors, first.errors
         assert first.data == second.data
         assert first.data["suggestCaseLead"]["status"] == "PENDING_REVIEW"
-        keys = {r["idempotency_key"] for r in sim.recent() if r["route"].startswith("POST")}
+        keys = {r["idempotency_key"] for r in sim.requests() if r["route"].startswith("POST")}
         assert keys == {"case-lead-R-STATION"}
         assert len(sim.http.get("/_sim/leads").json()) == 1
 

@@ -80,7 +80,7 @@ async def test_no_mutation_over_get(gw: Gateway) -> None:
                                headers={"Accept": GR, "Authorization": f"Bearer {token(roles='operator')}"})
     assert resp.status_code == 405
     assert resp.headers["allow"] == "POST"
-    assert gw.sims["enforcement"].requests() == 0
+    assert gw.sims["enforcement"].total_requests() == 0
 
 
 async def test_browser_get_without_query_gets_the_ide(gw: Gateway) -> None:
@@ -122,7 +122,7 @@ async def test_unknown_unit_in_token_is_forbidden(gw: Gateway) -> None:
 
 async def test_request_id_is_passed_upstream(gw: Gateway) -> None:
     await gw.gql('{ complaint(id: "R-STATION") { cases { caseNo } } }', headers={"X-Request-Id": "trace-42"})
-    assert [r["request_id"] for r in gw.sims["enforcement"].recent()] == ["trace-42"]
+    assert [r["request_id"] for r in gw.sims["enforcement"].requests()] == ["trace-42"]
 
 
 def test_schema_file_is_what_gateway_schema_prints() -> None:

@@ -23,6 +23,7 @@ test: install
 lint: install
 	$(BIN)/ruff check gateway connectors kpi tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'

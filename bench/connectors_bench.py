@@ -107,10 +107,10 @@ async def sync_throughput(url: str, records: int, database_url: str) -> dict[str
     from sqlalchemy import text
 
     from connectors.simulators import sample_units_csv
-    from gateway.db import make_engine, make_sessionmaker, transaction
-    from gateway.migrate import migrate
-    from gateway.sync import sync_until_caught_up
-    from gateway.units import import_units
+    from gateway.core.db import make_engine, make_sessionmaker, transaction
+    from gateway.core.migrate import migrate
+    from gateway.ingest.sync import sync_until_caught_up
+    from gateway.ingest.units_file import import_units
 
     schema = f"bench_{uuid.uuid4().hex[:10]}"
     admin = make_engine(database_url)

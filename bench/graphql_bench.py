@@ -90,12 +90,13 @@ def bench_app() -> Any:
     """`create_app` with one more route: the hand-written endpoint the gateway is measured against."""
     from sqlalchemy import select
 
-    from gateway.app import create_app
-    from gateway.auth import AuthError, bearer_token, decode_token
-    from gateway.gql.context import Scope
-    from gateway.gql.pii import mask_name, mask_phone
-    from gateway.models import Complainant, Complaint, OrgUnit
-    from gateway.records import cents_to_money
+    from gateway.api.app import create_app
+    from gateway.api.gql.context import Scope
+    from gateway.complaints.models import Complainant, Complaint
+    from gateway.complaints.pii import mask_name, mask_phone
+    from gateway.complaints.records import cents_to_money
+    from gateway.core.auth import AuthError, bearer_token, decode_token
+    from gateway.units.models import OrgUnit
 
     app = create_app()
     query = (
@@ -142,11 +143,11 @@ def bench_app() -> Any:
 
 async def seed(db_url: str, records: int, sims: dict[str, str]) -> list[str]:
     from connectors.simulators.data import cases_from_records, generate_records, sample_units_csv
-    from gateway.db import make_engine, make_sessionmaker, transaction
-    from gateway.gql.models import IncidentLink
-    from gateway.ingest import ingest_raw
-    from gateway.migrate import migrate
-    from gateway.units import import_units
+    from gateway.core.db import make_engine, make_sessionmaker, transaction
+    from gateway.core.migrate import migrate
+    from gateway.flags.models import IncidentLink
+    from gateway.ingest.store import ingest_raw
+    from gateway.ingest.units_file import import_units
 
     engine = make_engine(db_url)
     await migrate(engine)
@@ -259,7 +260,7 @@ async def main() -> int:
     p.add_argument("--database-url", help="default: a fresh SQLite file")
     args = p.parse_args()
 
-    from gateway.auth import mint_token
+    from gateway.core.auth import mint_token
 
     with ExitStack() as stack, tempfile.TemporaryDirectory() as tmp:
         sims = {s: stack.enter_context(simulator(s)) for s in ("credit", "enforcement", "emergency")}

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from connectors.simulators.data import generate_records  # noqa: E402
-from gateway.sample_units import province_tree, units_csv  # noqa: E402
+from gateway.units.sample import province_tree, units_csv  # noqa: E402
 
 PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 CHUNK = 20_000

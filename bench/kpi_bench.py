@@ -4,7 +4,7 @@
    `kpi.obligations.derive` (pure cost per record), and bulk-loads the facts into PostgreSQL and SQLite
    (migrated schemas, the province's unit tree) and into Parquet files.
 2. Times a province-by-city quarterly report and a city-by-station yearly report with
-   `gateway.reports.build_report`, cold (first run on a fresh engine) and warm (median of 5), with the
+   `gateway.reports.build.build_report`, cold (first run on a fresh engine) and warm (median of 5), with the
    peak of Python memory allocated during the report (tracemalloc) and the process's peak RSS.
 3. Times DuckDB running the same three aggregates over the Parquet export (cold: new connection; warm).
 4. Times facts derivation during import: `ingest_raw` of --import-records records with and without the
@@ -41,14 +41,14 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from connectors.simulators.data import generate_records  # noqa: E402
-from gateway.db import make_engine, make_sessionmaker, transaction  # noqa: E402
-from gateway.kpi_store import CONFIG_KEY, FACT_MODELS, kpi_config, rebuild_all  # noqa: E402
-from gateway.migrate import migrate  # noqa: E402
-from gateway.records import parse_instant  # noqa: E402
-from gateway.reports import build_report  # noqa: E402
-from gateway.sample_units import province_tree, units_csv  # noqa: E402
-from gateway.state import set_state  # noqa: E402
-from gateway.units import import_units  # noqa: E402
+from gateway.complaints.records import parse_instant  # noqa: E402
+from gateway.core.db import make_engine, make_sessionmaker, transaction  # noqa: E402
+from gateway.core.migrate import migrate  # noqa: E402
+from gateway.core.state import set_state  # noqa: E402
+from gateway.ingest.units_file import import_units  # noqa: E402
+from gateway.reports.build import build_report  # noqa: E402
+from gateway.reports.facts import CONFIG_KEY, FACT_MODELS, kpi_config, rebuild_all  # noqa: E402
+from gateway.units.sample import province_tree, units_csv  # noqa: E402
 from kpi.obligations import EventIn, RecordIn, derive, local_day  # noqa: E402
 
 PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -253,8 +253,8 @@ async def time_reports(url: str, city: str, label: str) -> dict[str, Any]:
 
 async def import_cost(url: str, n: int, handling: list[str]) -> None:
     """ingest_raw with and without the KPI hook, then rebuild_all, per record."""
-    import gateway.kpi_store as kpi_store
-    from gateway.ingest import ingest_raw
+    import gateway.reports.facts as kpi_store
+    from gateway.ingest.store import ingest_raw
 
     raws = generate_records(n, handling, seed=99, id_prefix="I", days=365)
     engine = make_engine(url)

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from gateway.db import make_engine, make_sessionmaker
-from gateway.migrate import migrate
+from gateway.core.db import make_engine, make_sessionmaker
+from gateway.core.migrate import migrate
 
 PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]

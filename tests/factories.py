@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from gateway.db import transaction
-from gateway.units import import_units
+from gateway.core.db import transaction
+from gateway.ingest.units_file import import_units
 
 UNITS_CSV = """code,name,level,parent_code
 100000,国家市场监督管理总局,1,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from gateway.models import Complaint
+from gateway.complaints.models import Complaint
 from tests.conftest import Database
 from tests.factories import UNITS_CSV, record
 
@@ -87,7 +87,7 @@ async def test_import_judges_early_warning_once_at_the_end(db: Database, tmp_pat
     """Alerts of a bulk import are judged after its last batch, over every cell it touched."""
     from datetime import date, timedelta
 
-    from gateway.alerts import list_alerts
+    from gateway.flags.alerts import list_alerts
 
     units = tmp_path / "units.csv"
     units.write_text(UNITS_CSV, encoding="utf-8")

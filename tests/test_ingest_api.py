@@ -12,9 +12,9 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from gateway.app import create_app
-from gateway.models import Complaint
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.complaints.models import Complaint
+from gateway.core.settings import Settings
 from tests.conftest import Database
 from tests.factories import load_units, record
 

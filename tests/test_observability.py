@@ -16,10 +16,10 @@ import pytest
 from connectors.context import request_id_var
 from connectors.simulators import credit as sim_credit
 from connectors.simulators.server import run_in_thread
-from gateway.app import create_app
-from gateway.auth import mint_token
-from gateway.observability import JsonFormatter
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.core.auth import mint_token
+from gateway.core.observability import JsonFormatter
+from gateway.core.settings import Settings
 from tests.conftest import Database
 from tests.factories import USCC, load_units, record
 
@@ -81,8 +81,8 @@ async def test_not_ready_when_database_is_unreachable(tmp_path: Path) -> None:
 
 async def test_request_id_reaches_the_upstream_system(db: Database) -> None:
     await load_units(db.sessionmaker)
-    from gateway.db import transaction
-    from gateway.ingest import ingest_raw
+    from gateway.core.db import transaction
+    from gateway.ingest.store import ingest_raw
 
     async with transaction(db.sessionmaker) as session:
         await ingest_raw(session, [record("RID-1")])

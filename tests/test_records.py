@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gateway.records import parse_instant, validate_record
+from gateway.complaints.records import parse_instant, validate_record
 from tests.factories import event, record
 
 

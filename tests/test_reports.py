@@ -17,13 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import delete, select
 
-from gateway.db import transaction
-from gateway.ingest import ingest_raw
-from gateway.kpi_store import FACT_MODELS, KpiConfig, KpiObligationFact, kpi_config
-from gateway.models import Complainant, Complaint, Event
-from gateway.reports import ReportError, build_report
-from gateway.units import import_units
-from gateway.units import load_units as load_unit_index
+from gateway.complaints.models import Complainant, Complaint, Event
+from gateway.core.db import transaction
+from gateway.ingest.store import ingest_raw
+from gateway.ingest.units_file import import_units
+from gateway.reports.build import ReportError, build_report
+from gateway.reports.facts import FACT_MODELS, KpiConfig, KpiObligationFact, kpi_config
+from gateway.units.tree import load_units as load_unit_index
 from kpi.calendar import WorkCalendar
 from kpi.policies import Policies
 from tests.conftest import Database

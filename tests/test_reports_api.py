@@ -14,10 +14,10 @@ import httpx
 import pytest
 from openpyxl import load_workbook
 
-from gateway.app import create_app
-from gateway.auth import mint_token
-from gateway.reports_api import router as kpi_router
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.api.reports import router as kpi_router
+from gateway.core.auth import mint_token
+from gateway.core.settings import Settings
 from tests.conftest import Database
 from tests.test_reports import ingest, march_records
 
@@ -95,8 +95,8 @@ async def test_own_subordinate_unit_is_allowed(client: httpx.AsyncClient) -> Non
 
 
 def gateway(db: Database, *args: str) -> subprocess.CompletedProcess[bytes]:
-    # as the `gateway` console script runs it: gateway.cli imported as itself, not as __main__
-    entry = "import sys; from gateway.cli import main; sys.exit(main())"
+    # as the `gateway` console script runs it: gateway.cli.base imported as itself, not as __main__
+    entry = "import sys; from gateway.cli.main import main; sys.exit(main())"
     return subprocess.run([sys.executable, "-c", entry, *args], capture_output=True, env=db.env(), timeout=120)
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from gateway.app import create_app
-from gateway.auth import mint_token
-from gateway.db import transaction
-from gateway.ingest import ingest_raw
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.core.auth import mint_token
+from gateway.core.db import transaction
+from gateway.core.settings import Settings
+from gateway.ingest.store import ingest_raw
 from tests.conftest import Database
 from tests.factories import event, load_units, record
 

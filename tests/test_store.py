@@ -7,10 +7,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from gateway.db import transaction
-from gateway.ingest import ingest_raw
-from gateway.models import Complainant, Complaint, Event
-from gateway.records import cents_to_money
+from gateway.complaints.models import Complainant, Complaint, Event
+from gateway.complaints.records import cents_to_money
+from gateway.core.db import transaction
+from gateway.ingest.store import ingest_raw
 from tests.conftest import Database
 from tests.factories import USCC, event, load_units, record
 

@@ -20,12 +20,12 @@ from sqlalchemy import func, select
 
 from connectors import ComplaintsConnector, ConnectorConfig, UpstreamUnavailable
 from connectors.simulators import complaints, generate_records, run_in_thread, sample_units_csv
-from gateway.db import transaction
-from gateway.ingest import Rejection
-from gateway.models import Complaint, Event
-from gateway.state import get_state
-from gateway.sync import CURSOR, NoUnits, SyncReport, run_forever, sync_until_caught_up
-from gateway.units import import_units
+from gateway.complaints.models import Complaint, Event
+from gateway.core.db import transaction
+from gateway.core.state import get_state
+from gateway.ingest.store import Rejection
+from gateway.ingest.sync import CURSOR, NoUnits, SyncReport, run_forever, sync_until_caught_up
+from gateway.ingest.units_file import import_units
 from tests.conftest import Database
 
 TOKEN = "sync-token"
@@ -176,8 +176,8 @@ async def test_sigkill_mid_sync_then_resume(store: Database, platform: Platform)
     env = store.env(
         GATEWAY_COMPLAINTS_URL=platform.url, GATEWAY_COMPLAINTS_TOKEN=TOKEN, GATEWAY_CONNECTOR_TIMEOUT_S="5",
     )
-    # Not `-m gateway.cli`: that runs the CLI module as __main__, apart from the one extensions register with.
-    cmd = [sys.executable, "-c", "import sys; from gateway.cli import main; sys.exit(main())",
+    # Not `-m gateway.cli.base`: that runs the CLI module as __main__, apart from the one extensions register with.
+    cmd = [sys.executable, "-c", "import sys; from gateway.cli.main import main; sys.exit(main())",
            "sync", "--once", "--limit", "10"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=os.getcwd())
     try:

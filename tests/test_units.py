@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from gateway.db import transaction
-from gateway.ingest import ingest_raw
-from gateway.models import Complaint, OrgUnit
-from gateway.units import UnitFileError, import_units, load_units
+from gateway.complaints.models import Complaint
+from gateway.core.db import transaction
+from gateway.ingest.store import ingest_raw
+from gateway.ingest.units_file import UnitFileError, import_units
+from gateway.units.models import OrgUnit
+from gateway.units.tree import load_units
 from tests.conftest import Database
 from tests.factories import UNITS_CSV, record
 from tests.factories import load_units as load_sample_units

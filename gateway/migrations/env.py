@@ -1,4 +1,4 @@
-"""Alembic environment. Migrations run on a connection the gateway hands in (see gateway/migrate.py)."""
+"""Alembic environment. Migrations run on a connection the gateway hands in (see gateway/core/migrate.py)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-import gateway.flags_store  # noqa: F401  (tables of other modules join Base.metadata for autogenerate)
-import gateway.gql.models  # noqa: F401
-import gateway.kpi_store  # noqa: F401
-from gateway.db import make_engine
-from gateway.models import Base
+import gateway.complaints.models  # noqa: F401  (every domain's tables join Base.metadata for autogenerate)
+import gateway.flags.models  # noqa: F401
+import gateway.flags.store  # noqa: F401
+import gateway.reports.facts  # noqa: F401
+import gateway.units.models  # noqa: F401
+from gateway.core.db import make_engine
+from gateway.core.models import Base
 
 target_metadata = Base.metadata
 

@@ -16,7 +16,7 @@ from stdnum.cn import uscc as stdnum_uscc
 
 from connectors.simulators import enterprise_for, generate_records, make_uscc, sample_handling_units
 from connectors.simulators.complaints import decode_cursor, encode_cursor
-from gateway.records import validate_record
+from gateway.complaints.records import validate_record
 from tests.connectors.conftest import TOKEN, Sim
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

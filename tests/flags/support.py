@@ -11,9 +11,9 @@ from connectors import ConnectorConfig
 from connectors.simulators import FACTORIES, make_uscc
 from connectors.simulators.control import SimControl
 from connectors.simulators.server import ThreadedServer
-from gateway.db import transaction
-from gateway.flags_store import FlagRow, OutboxItem
-from gateway.ingest import IngestResult, ingest_raw
+from gateway.core.db import transaction
+from gateway.flags.store import FlagRow, OutboxItem
+from gateway.ingest.store import IngestResult, ingest_raw
 from tests.conftest import Database
 from tests.factories import USCC, event, record
 

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import pytest
 from prometheus_client import REGISTRY
 
-from gateway.alerts import alert_id, baseline, is_surge, list_alerts, poisson_sf, threshold
+from gateway.flags.alerts import alert_id, baseline, is_surge, list_alerts, poisson_sf, threshold
 from tests.conftest import Database
 from tests.flags.support import rec, store
 

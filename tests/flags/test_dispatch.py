@@ -11,14 +11,14 @@ from sqlalchemy import select, update
 
 from connectors import CreditConnector, EmergencyConnector
 from connectors.models import ComplaintFlag
-from gateway.app import create_app
-from gateway.db import transaction
-from gateway.dispatch import credit_sender, emergency_sender, reconcile
-from gateway.flags import CRITICAL_SAFETY, flag_id
-from gateway.flags_outbox import DispatchConfig, Dispatcher
-from gateway.flags_store import CREDIT, EMERGENCY, OutboxItem
-from gateway.gql.models import IncidentLink
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.core.db import transaction
+from gateway.core.settings import Settings
+from gateway.flags.dispatch import credit_sender, emergency_sender, reconcile
+from gateway.flags.models import IncidentLink
+from gateway.flags.outbox import DispatchConfig, Dispatcher
+from gateway.flags.rules import CRITICAL_SAFETY, flag_id
+from gateway.flags.store import CREDIT, EMERGENCY, OutboxItem
 from tests.conftest import Database
 from tests.flags.support import TOKEN, USCC, Sim, all_outbox, rec, store
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import select, update
 
-from gateway.db import transaction
-from gateway.flags import CASE_FILED, CRITICAL_SAFETY, SURGE, flag_id
-from gateway.flags_store import CREDIT, EMERGENCY, OutboxItem, list_flags
-from gateway.ingest import ingest_raw
+from gateway.core.db import transaction
+from gateway.flags.rules import CASE_FILED, CRITICAL_SAFETY, SURGE, flag_id
+from gateway.flags.store import CREDIT, EMERGENCY, OutboxItem, list_flags
+from gateway.ingest.store import ingest_raw
 from tests.conftest import Database
 from tests.flags.support import OTHER_USCC, USCC, all_flags, all_outbox, case_filed, rec, store
 

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.app import create_app
-from gateway.auth import mint_token
-from gateway.settings import Settings
+from gateway.api.app import create_app
+from gateway.core.auth import mint_token
+from gateway.core.settings import Settings
 from tests.conftest import Database
 from tests.flags.support import rec, store
 

@@ -9,9 +9,9 @@ import pytest
 from conftest import SYSTEMS, Gateway, another_gateway
 from gql_support import PLACES, case_for, event, incident_for, record
 
-from gateway.db import transaction
-from gateway.gql.models import IncidentLink
-from gateway.ingest import ingest_raw
+from gateway.core.db import transaction
+from gateway.flags.models import IncidentLink
+from gateway.ingest.store import ingest_raw
 
 PAGE = """{ complaints(first: 100) { nodes { id
   enterprise { uscc creditProfile { name riskLevel } }

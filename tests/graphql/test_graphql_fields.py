@@ -8,8 +8,8 @@ from typing import Any
 from conftest import Gateway, another_gateway, fresh_sim
 from gql_support import USCC_A, USCC_B
 
-from gateway.db import transaction
-from gateway.models import Event
+from gateway.complaints.models import Event
+from gateway.core.db import transaction
 
 
 async def test_complaint_with_everything(gw: Gateway) -> None:
@@ -99,7 +99,7 @@ async def test_kpi_report(gw: Gateway) -> None:
     a = await gw.gql('{ kpiReport(unit: "510800", from: "2024-03-01", to: "2024-03-31") { level total { received '
                      'receivedByKind { kind count } onTime overdue timelinessRate recoveredAmount } '
                      'rows { unit { code } received } } }', unit="510000", roles="evaluator")
-    if importlib.util.find_spec("gateway.reports") is None:
+    if importlib.util.find_spec("gateway.reports.build") is None:
         assert a.codes() == ["NOT_IMPLEMENTED"]
         return
     assert not a.errors, a.errors
@@ -117,7 +117,7 @@ async def test_kpi_report_needs_the_evaluator_role(gw: Gateway) -> None:
 async def test_credit_flags(gw: Gateway) -> None:
     a = await gw.gql("{ creditFlags(first: 10) { nodes { flagId reason deliveryState } pageInfo { hasNextPage } } }",
                      roles="credit")
-    if importlib.util.find_spec("gateway.flags_store") is None:
+    if importlib.util.find_spec("gateway.flags.store") is None:
         assert a.codes() == ["NOT_IMPLEMENTED"]
         return
     assert not a.errors, a.errors

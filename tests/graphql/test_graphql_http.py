@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 from conftest import Gateway, token
 
-from gateway.gql.schema import sdl
+from gateway.api.gql.schema import sdl
 
 GR = "application/graphql-response+json"
 Q = '{ complaint(id: "R-STATION") { id } }'

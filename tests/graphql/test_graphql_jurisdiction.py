@@ -108,8 +108,8 @@ async def test_credit_flags_by_jurisdiction(gw: Gateway) -> None:
     """A CRITICAL food record with a respondent raises a CRITICAL_SAFETY flag issued by its handling unit."""
     from gql_support import event, record, valid_uscc
 
-    from gateway.db import transaction
-    from gateway.ingest import ingest_raw
+    from gateway.core.db import transaction
+    from gateway.ingest.store import ingest_raw
 
     usccs = {rid: valid_uscc(f"915108000000000{n:02d}") for n, rid in enumerate(sorted(PLACES))}
     critical = [

@@ -5,10 +5,9 @@ from __future__ import annotations
 from conftest import Gateway
 from sqlalchemy import select
 
-from gateway.db import transaction
-from gateway.gql.models import PiiRead
-from gateway.gql.pii import mask_name, mask_phone
-from gateway.models import Complainant
+from gateway.complaints.models import Complainant, PiiRead
+from gateway.complaints.pii import mask_name, mask_phone
+from gateway.core.db import transaction
 
 Q = '{ complaints(first: 3) { nodes { id complainant { name phone realName } } } }'
 

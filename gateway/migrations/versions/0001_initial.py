@@ -6,7 +6,7 @@ Revision ID: 0001
 import sqlalchemy as sa
 from alembic import op
 
-from gateway.db import UTCDateTime
+from gateway.core.db import UTCDateTime
 
 revision = "0001"
 down_revision = None

@@ -6,7 +6,7 @@ Revision ID: 0002
 import sqlalchemy as sa
 from alembic import op
 
-from gateway.db import UTCDateTime
+from gateway.core.db import UTCDateTime
 
 revision = "0002"
 down_revision = "0001"

@@ -6,7 +6,7 @@ Revision ID: 0003
 import sqlalchemy as sa
 from alembic import op
 
-from gateway.db import UTCDateTime
+from gateway.core.db import UTCDateTime
 
 revision = "0003"
 down_revision = "0002"

@@ -6,7 +6,7 @@ Revision ID: 0004
 import sqlalchemy as sa
 from alembic import op
 
-from gateway.db import UTCDateTime
+from gateway.core.db import UTCDateTime
 
 revision = "0004"
 down_revision = "0003"

@@ -1,0 +1,75 @@
+"""The FastAPI application: one factory that composes the routers of every part of the gateway."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from gateway.api.gql.http import router as graphql_router
+from gateway.api.ingest import router as ingest_router
+from gateway.api.reports import router as reports_api_router
+from gateway.api.reports_page import router as reports_page_router
+from gateway.core import observability
+from gateway.core.db import make_engine, make_sessionmaker
+from gateway.core.migrate import current_revision, head_revision, migrate
+from gateway.core.settings import Settings, get_settings
+from gateway.flags.dispatch import BackgroundDispatcher
+from gateway.flags.outbox import refresh_outbox_gauges
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        if settings.auto_migrate:
+            await migrate(engine)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        # The outbox backlog is shared by every process: each replica reports it when scraped.
+        app.state.refresh_gauges = partial(refresh_outbox_gauges, app.state.sessionmaker)
+        dispatcher = BackgroundDispatcher(settings, app.state.sessionmaker) if settings.dispatcher else None
+        try:
+            yield
+        finally:
+            if dispatcher is not None:
+                await dispatcher.stop()
+            await engine.dispose()
+
+    app = FastAPI(title="12315 gateway", version="1", lifespan=lifespan)
+    app.state.settings = settings
+    app.include_router(ingest_router)
+    app.include_router(reports_api_router)
+    app.include_router(reports_page_router)
+    observability.install(app)
+    app.include_router(graphql_router)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        body: dict[str, Any] = {"database": "ok", "migrations": "current", "systems": {}}
+        status = 200
+        try:
+            async with app.state.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            if await current_revision(app.state.engine) != head_revision():
+                body["migrations"], status = "outdated", 503
+        except Exception as exc:  # any failure to reach the database means not ready
+            body["database"], status = f"unavailable: {type(exc).__name__}", 503
+        service = getattr(app.state, "graphql", None)  # holds the connectors the API calls through
+        if service is not None:
+            body["systems"] = service.upstreams.circuit_states()
+        body["status"] = "ready" if status == 200 else "not ready"
+        return JSONResponse(body, status_code=status)
+
+    return app

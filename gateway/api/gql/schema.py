@@ -1,0 +1,24 @@
+"""The schema: built once per process; `sdl()` is what `gateway schema` prints."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import graphene
+from graphql import GraphQLSchema, print_schema
+
+from gateway.api.gql.mutations import Mutation
+from gateway.api.gql.query import Query
+
+
+@lru_cache(maxsize=1)
+def build_schema() -> graphene.Schema:
+    return graphene.Schema(query=Query, mutation=Mutation)
+
+
+def graphql_schema() -> GraphQLSchema:
+    return build_schema().graphql_schema
+
+
+def sdl() -> str:
+    return print_schema(graphql_schema()) + "\n"

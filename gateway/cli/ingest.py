@@ -1,0 +1,99 @@
+"""`gateway import-units`, `gateway import` and `gateway sync`: the ways records and units come in."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from connectors import ComplaintsConnector, UpstreamFailure
+from gateway.cli.base import CommandError, command, open_store
+from gateway.core.db import transaction
+from gateway.core.settings import Settings
+from gateway.core.upstreams import connector_config
+from gateway.ingest.importer import UnreadableFile, import_file
+from gateway.ingest.sync import PAGE_SIZE, NoUnits, run_forever, sync_until_caught_up
+from gateway.ingest.units_file import UnitFileError, import_units
+
+
+def add_parsers(sub: Any) -> None:
+    p = sub.add_parser("import-units", help="load org units from CSV (records.md)")
+    p.add_argument("file")
+
+    p = sub.add_parser("import", help="load records from JSON Lines (.jsonl or .jsonl.gz)")
+    p.add_argument("file")
+    p.add_argument("--rejects", help="write rejected lines (JSON Lines) to this file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    p = sub.add_parser("sync", help="pull changes from the complaint platform, resuming from the stored cursor")
+    p.add_argument("--once", action="store_true", help="stop once caught up instead of following the feed")
+    p.add_argument("--interval", type=float, default=5.0, help="seconds between polls when following")
+    p.add_argument("--limit", type=int, default=PAGE_SIZE, help="records per page (1..1000)")
+
+
+@command("import-units")
+async def cmd_import_units(args: argparse.Namespace, settings: Settings) -> int:
+
+    path = Path(args.file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CommandError(f"cannot read {path}: {exc}", status=2) from None
+    engine, sm = await open_store(settings)
+    try:
+        async with transaction(sm) as session:
+            added, updated = await import_units(session, text)
+    except UnitFileError as exc:
+        raise CommandError(f"{path}: {exc}; nothing was loaded") from None
+    finally:
+        await engine.dispose()
+    print(f"units: {added} added, {updated} updated")
+    return 0
+
+
+@command("import")
+async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
+
+    path = Path(args.file)
+    engine, sm = await open_store(settings)
+    rejects = open(args.rejects, "w", encoding="utf-8") if args.rejects else None  # noqa: SIM115
+    try:
+        report = await import_file(sm, path, rejects=rejects, progress=not args.quiet)
+    except UnreadableFile as exc:
+        raise CommandError(str(exc), status=2) from None
+    finally:
+        if rejects:
+            rejects.close()
+        await engine.dispose()
+    print(
+        f"lines {report.lines}: stored {report.stored} (new {report.inserted}, updated {report.updated}, "
+        f"unchanged {report.unchanged}), rejected {len(report.rejected)}"
+    )
+    return 1 if report.rejected else 0
+
+
+
+@command("sync")
+async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
+    config = connector_config(settings, "complaints")
+    if not config.configured:
+        raise CommandError("GATEWAY_COMPLAINTS_URL is not set: there is no complaint platform to sync from")
+    if not 1 <= args.limit <= PAGE_SIZE:
+        raise CommandError(f"--limit must be 1..{PAGE_SIZE}")
+    engine, sm = await open_store(settings)
+    connector = ComplaintsConnector(config)
+    try:
+        if args.once:
+            try:
+                report = await sync_until_caught_up(sm, connector, limit=args.limit)
+            except UpstreamFailure as exc:
+                raise CommandError(f"{exc.code}: {exc}") from None
+            except NoUnits as exc:
+                raise CommandError(str(exc)) from None
+            print(f"{report.summary()}; {report.stored / max(report.seconds, 1e-9):.0f} records/s")
+        else:
+            await run_forever(sm, connector, interval_s=args.interval, limit=args.limit)
+    finally:
+        await connector.aclose()
+        await engine.dispose()
+    return 0

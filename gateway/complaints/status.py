@@ -1,0 +1,53 @@
+"""A record's status from its events, the same rule in Python (for a record) and SQL (for a filter)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import and_, exists, not_, or_, select
+
+from gateway.complaints.models import Complaint, Event
+
+
+class ComplaintStatusValue(StrEnum):
+    RECEIVED = "RECEIVED"  # no handling event yet
+    IN_PROGRESS = "IN_PROGRESS"
+    REJECTED = "REJECTED"  # latest of CLOSED/REJECTED/REOPENED is REJECTED
+    CLOSED = "CLOSED"  # latest of CLOSED/REJECTED/REOPENED is CLOSED
+
+
+S = ComplaintStatusValue
+_TERMINAL = ("CLOSED", "REJECTED", "REOPENED")
+
+
+def status_of(event_types: Sequence[str]) -> str:
+    if not event_types:
+        return S.RECEIVED.value
+    for t in reversed(event_types):
+        if t == "CLOSED":
+            return S.CLOSED.value
+        if t == "REJECTED":
+            return S.REJECTED.value
+        if t == "REOPENED":
+            break
+    return S.IN_PROGRESS.value
+
+
+def status_condition(status: str) -> Any:
+    last_terminal = (
+        select(Event.type)
+        .where(Event.complaint_id == Complaint.id, Event.type.in_(_TERMINAL))
+        .order_by(Event.seq.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    any_event = exists().where(Event.complaint_id == Complaint.id)
+    if status == S.RECEIVED:
+        return not_(any_event)
+    if status == S.CLOSED:
+        return last_terminal == "CLOSED"
+    if status == S.REJECTED:
+        return last_terminal == "REJECTED"
+    return and_(any_event, or_(last_terminal.is_(None), last_terminal == "REOPENED"))

@@ -1,0 +1,7 @@
+"""What every part of the gateway stands on: settings, database engines and the declarative base, time and
+instant helpers, bearer tokens and the caller (`auth`), observability (logs, request ids, HTTP metrics),
+bulk writes, migrations, named values that survive restarts (`state`), and the connectors built from the
+settings (`upstreams`: one set per process).
+
+May import `connectors` and `kpi`; never any other package of the gateway.
+"""

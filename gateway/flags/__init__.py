@@ -1,0 +1,6 @@
+"""Complaint flags to the credit system and incidents to emergency command: the rules (`rules`), early
+warning (`alerts`), their tables (`models`, `store`), the transactional outbox and its delivery (`outbox`,
+`dispatch`), and their metrics.
+
+May import `gateway.core`, `gateway.units`, `gateway.complaints`.
+"""

@@ -1,0 +1,348 @@
+"""Complaint flags (interfaces.md, "Complaint flags and incidents"): the rules, and their transactional outbox.
+
+`raise_flags` runs inside the transaction that stores records or events (gateway/ingest/store.py `after_store`),
+so a flag, an incident and an early-warning alert commit together with the data that raised them, or not
+at all. Each finding has a stable id (UUIDv5 of its parts), written with insert-or-merge, so the same data
+arriving twice, in any order, never makes a second flag.
+
+Decisions where the spec is silent (docs/flags.md has the long form):
+- Flags are never withdrawn: a record that changes its USCC or month later does not retract a flag.
+- A surge's severity only rises. Until its first delivery attempt the outbox payload follows the finding;
+  from then on the payload is frozen (every retry sends the same body under the same Idempotency-Key), so a
+  surge that reaches 10 after delivery stays MEDIUM at the credit system. The gateway keeps the flag_id,
+  records the escalation (`severity` HIGH, `escalated_at`, `updated_at` bumped) and shows it to credit
+  callers that pull `creditFlags`, next to the delivered severity.
+- `issued_by` is the record's handling unit; for a surge, the deepest unit above all its records' units.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.complaints.models import Complaint, Event
+from gateway.complaints.records import SHANGHAI
+from gateway.flags.metrics import count_on_commit
+from gateway.flags.store import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem
+
+SURGE, CASE_FILED, CRITICAL_SAFETY = "COMPLAINT_SURGE", "CASE_FILED_FROM_REPORT", "CRITICAL_SAFETY"
+SURGE_MEDIUM, SURGE_HIGH = 5, 10  # records of one enterprise in one month
+SURGE_KINDS = ("COMPLAINT", "REPORT")
+SAFETY_CATEGORIES = frozenset({"FOOD", "DRUG", "MEDICAL_DEVICE", "SPECIAL_EQUIPMENT"})
+SEVERITY_RANK = {"LOW": 0, "MEDIUM": 1, "HIGH": 2}
+
+# Fixed forever: changing it would change every flag_id and the credit system would see new flags.
+FLAG_NAMESPACE = uuid.UUID("6f1b2c0e-3d2a-5b8e-9c41-12315f1a6e00")
+CHUNK = 900  # ids per IN (...) list, under SQLite's bound-parameter limit with room to spare
+
+_RECORD_COLUMNS = (
+    Complaint.id, Complaint.kind, Complaint.urgency, Complaint.category, Complaint.received_at,
+    Complaint.received_day, Complaint.handling_unit, Complaint.u1, Complaint.u2, Complaint.u3, Complaint.u4,
+    Complaint.u5, Complaint.respondent_uscc, Complaint.summary,
+)
+
+
+def flag_id(reason: str, uscc: str, part: str) -> str:
+    """The stable id of a finding: reason, USCC and the month (YYYY-MM) or the record id."""
+    return str(uuid.uuid5(FLAG_NAMESPACE, f"{reason}|{uscc}|{part}"))
+
+
+def month_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def month_window(month: str) -> tuple[datetime, datetime]:
+    """[first instant, first instant of the next month) in Asia/Shanghai."""
+    year, mon = int(month[:4]), int(month[5:7])
+    start = datetime(year, mon, 1, tzinfo=SHANGHAI)
+    end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=SHANGHAI)
+    return start, end
+
+
+def rfc3339(at: datetime) -> str:
+    return at.astimezone(SHANGHAI).isoformat()
+
+
+def surge_severity(count: int) -> str | None:
+    if count >= SURGE_HIGH:
+        return "HIGH"
+    return "MEDIUM" if count >= SURGE_MEDIUM else None
+
+
+@dataclass(slots=True)
+class Finding:
+    """A flag as the rules see it now."""
+
+    reason: str
+    uscc: str
+    part: str  # month or record id
+    severity: str
+    complaint_ids: list[str]
+    window_start: datetime
+    window_end: datetime
+    units: list[tuple[str | None, ...]] = field(default_factory=list)  # ancestor codes of each record's unit
+
+    @property
+    def flag_id(self) -> str:
+        return flag_id(self.reason, self.uscc, self.part)
+
+
+def issuing_unit(units: list[tuple[str | None, ...]]) -> tuple[str | None, ...]:
+    """The deepest unit above (or equal to) all these units, as its ancestors by level."""
+    common: list[str | None] = []
+    for level in range(5):
+        codes = {u[level] for u in units}
+        if len(codes) != 1 or None in codes:
+            break
+        common.append(next(iter(codes)))
+    return tuple(common) + (None,) * (5 - len(common))
+
+
+def _deepest(ancestors: tuple[str | None, ...]) -> str | None:
+    return next((code for code in reversed(ancestors) if code is not None), None)
+
+
+def flag_payload(row: dict[str, Any]) -> dict[str, Any]:
+    """The ComplaintFlag body of external-systems.md."""
+    return {
+        "flag_id": row["flag_id"],
+        "uscc": row["uscc"],
+        "reason": row["reason"],
+        "severity": row["severity"],
+        "complaint_ids": list(row["complaint_ids"]),
+        "window_start": rfc3339(row["window_start"]),
+        "window_end": rfc3339(row["window_end"]),
+        "issued_by": row["issued_by"],
+        "issued_at": rfc3339(row["issued_at"]),
+    }
+
+
+def incident_payload(rec: Any, now: datetime) -> dict[str, Any]:
+    """The incident body of external-systems.md for one CRITICAL record."""
+    return {
+        "source": "12315",
+        "complaint_ids": [rec.id],
+        "category": rec.category,
+        "urgency": rec.urgency,
+        "unit_code": rec.handling_unit,
+        "summary": rec.summary,
+        "reported_at": rfc3339(now),
+    }
+
+
+def _insert(session: AsyncSession, model: Any) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
+
+
+T = TypeVar("T")
+
+
+def _chunks(items: list[T], size: int = CHUNK) -> list[list[T]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+# ------------------------------------------------------------------------------------------------ the hook
+
+
+async def raise_flags(session: AsyncSession, changed_ids: list[str]) -> None:
+    """Evaluate every rule for records just stored or changed, in the caller's transaction: flags and their
+    outbox items, incidents for CRITICAL records, and early-warning alerts."""
+    from gateway.flags.alerts import evaluate_alerts  # alerts imports this module's helpers
+
+    if not changed_ids:
+        return
+    records: list[Any] = []
+    for chunk in _chunks(list(dict.fromkeys(changed_ids))):
+        records.extend((await session.execute(select(*_RECORD_COLUMNS).where(Complaint.id.in_(chunk)))).all())
+    now = datetime.now(UTC)
+    findings = [*_critical_safety(records), *await _case_filed(session, records), *await _surges(session, records)]
+    await _store_findings(session, findings, now)
+    await _queue_incidents(session, [r for r in records if r.urgency == "CRITICAL"], now)
+    await evaluate_alerts(session, records, now)
+
+
+def _units_of(rec: Any) -> tuple[str | None, ...]:
+    return (rec.u1, rec.u2, rec.u3, rec.u4, rec.u5)
+
+
+def _critical_safety(records: list[Any]) -> list[Finding]:
+    return [
+        Finding(CRITICAL_SAFETY, r.respondent_uscc, r.id, "HIGH", [r.id], r.received_at, r.received_at, [_units_of(r)])
+        for r in records
+        if r.urgency == "CRITICAL" and r.category in SAFETY_CATEGORIES and r.respondent_uscc
+    ]
+
+
+async def _case_filed(session: AsyncSession, records: list[Any]) -> list[Finding]:
+    reports = {r.id: r for r in records if r.kind == "REPORT" and r.respondent_uscc}
+    if not reports:
+        return []
+    filed: dict[str, datetime] = {}
+    for chunk in _chunks(list(reports)):
+        rows = await session.execute(
+            select(Event.complaint_id, func.min(Event.at))
+            .where(Event.complaint_id.in_(chunk), Event.type == "CASE_FILED")
+            .group_by(Event.complaint_id)
+        )
+        filed.update({cid: at for cid, at in rows.all()})
+    out = []
+    for cid, at in filed.items():
+        r = reports[cid]
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)  # func.min loses the column type on SQLite
+        out.append(Finding(CASE_FILED, r.respondent_uscc, r.id, "HIGH", [r.id], r.received_at, at, [_units_of(r)]))
+    return out
+
+
+def _lock_key(uscc: str, month: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"surge|{uscc}|{month}".encode()).digest()[:8], "big", signed=True)
+
+
+async def _surges(session: AsyncSession, records: list[Any]) -> list[Finding]:
+    keys = {
+        (r.respondent_uscc, month_of(r.received_day))
+        for r in records
+        if r.kind in SURGE_KINDS and r.respondent_uscc
+    }
+    if not keys:
+        return []
+    if session.get_bind().dialect.name == "postgresql":
+        # Two transactions each adding a 5th record would each count 4 under READ COMMITTED and neither
+        # would flag; a lock per (USCC, month), taken in one sorted order, serialises just those counts.
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+            {"keys": sorted({_lock_key(u, m) for u, m in keys})},
+        )
+    # Per month, the batch's USCCs on the (respondent_uscc, received_day) index: the rows read are those of
+    # the keys the batch touches, not the table's (a year-long bulk load touches every month of many USCCs).
+    by_month: dict[str, list[str]] = defaultdict(list)
+    for uscc, month in sorted(keys):
+        by_month[month].append(uscc)
+    by_key: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for month, usccs in by_month.items():
+        start, end = month_window(month)
+        for chunk in _chunks(usccs):
+            rows = await session.execute(
+                select(Complaint.id, Complaint.respondent_uscc, Complaint.received_day, *_unit_columns()).where(
+                    Complaint.respondent_uscc.in_(chunk),
+                    Complaint.received_day >= start.date(),
+                    Complaint.received_day < end.date(),
+                    Complaint.kind.in_(SURGE_KINDS),
+                )
+            )
+            for row in rows.all():
+                by_key[(row.respondent_uscc, month)].append(row)
+    out = []
+    for (uscc, month), matching in by_key.items():
+        severity = surge_severity(len(matching))
+        if severity:
+            start, end = month_window(month)
+            ids = sorted(r.id for r in matching)
+            out.append(Finding(SURGE, uscc, month, severity, ids, start, end, [_units_of(r) for r in matching]))
+    return out
+
+
+def _unit_columns() -> tuple[Any, ...]:
+    return (Complaint.u1, Complaint.u2, Complaint.u3, Complaint.u4, Complaint.u5)
+
+
+async def _store_findings(session: AsyncSession, findings: list[Finding], now: datetime) -> None:
+    by_id: dict[str, Finding] = {}
+    for f in findings:  # one batch can find a thing twice (two versions of a record): keep the stronger
+        prev = by_id.get(f.flag_id)
+        if prev is None or SEVERITY_RANK[f.severity] >= SEVERITY_RANK[prev.severity]:
+            by_id[f.flag_id] = f
+    if not by_id:
+        return
+    stored: dict[str, FlagRow] = {}
+    for chunk in _chunks(list(by_id)):
+        found = await session.execute(select(FlagRow).where(FlagRow.flag_id.in_(chunk)))
+        stored.update({f.flag_id: f for f in found.scalars()})
+
+    new_rows: list[dict[str, Any]] = []
+    for fid, f in by_id.items():
+        ancestors = issuing_unit(f.units)
+        issued_by = _deepest(ancestors) or f.units[0][0] or ""
+        old = stored.get(fid)
+        if old is None:
+            new_rows.append(_flag_row(fid, f, issued_by, ancestors, now))
+            continue
+        severity = max(old.severity, f.severity, key=SEVERITY_RANK.__getitem__)
+        ids = sorted(set(old.complaint_ids) | set(f.complaint_ids))
+        changes: dict[str, Any] = {}
+        if severity != old.severity:
+            changes["severity"], changes["escalated_at"] = severity, now
+        if ids != sorted(old.complaint_ids):
+            changes["complaint_ids"] = ids
+            if f.reason == SURGE:  # the surge's records as a whole decide the issuing unit
+                if _deepest(ancestors) and _deepest(ancestors) != old.issued_by:
+                    changes["issued_by"] = _deepest(ancestors)
+                    changes.update({f"i{n + 1}": ancestors[n] for n in range(5)})
+        if f.window_end != old.window_end and f.reason == CASE_FILED:  # an earlier CASE_FILED arrived late
+            changes["window_end"] = min(f.window_end, old.window_end)
+        if not changes:
+            continue
+        changes["updated_at"] = now
+        await session.execute(update(FlagRow).where(FlagRow.flag_id == fid).values(**changes))
+        # The payload follows the finding until the first delivery attempt freezes it.
+        merged = {c.name: getattr(old, c.name) for c in FlagRow.__table__.columns} | changes
+        await session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.system == CREDIT, OutboxItem.key == fid, OutboxItem.first_attempt_at.is_(None))
+            .values(payload=flag_payload(merged))
+        )
+    if new_rows:
+        await session.execute(_insert(session, FlagRow).on_conflict_do_nothing(), new_rows)
+        await session.execute(
+            _insert(session, OutboxItem).on_conflict_do_nothing(),
+            [_outbox_row(CREDIT, r["flag_id"], flag_payload(r), now) for r in new_rows],
+        )
+        for reason in {r["reason"] for r in new_rows}:
+            count_on_commit(session, reason, sum(1 for r in new_rows if r["reason"] == reason))
+
+
+def _flag_row(fid: str, f: Finding, issued_by: str, anc: tuple[str | None, ...], now: datetime) -> dict[str, Any]:
+    return {
+        "flag_id": fid,
+        "reason": f.reason,
+        "uscc": f.uscc,
+        "severity": f.severity,
+        "complaint_ids": sorted(f.complaint_ids),
+        "window_start": f.window_start,
+        "window_end": f.window_end,
+        "issued_by": issued_by,
+        **{f"i{n + 1}": anc[n] for n in range(5)},
+        "issued_at": now,
+        "updated_at": now,
+        "escalated_at": None,
+    }
+
+
+def _outbox_row(system: str, key: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {
+        "system": system,
+        "key": key,
+        "payload": payload,
+        "state": PENDING,
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+    }
+
+
+async def _queue_incidents(session: AsyncSession, critical: list[Any], now: datetime) -> None:
+    """One incident per CRITICAL record, keyed by the record id: queued once, whatever arrives again."""
+    if critical:
+        await session.execute(
+            _insert(session, OutboxItem).on_conflict_do_nothing(),
+            [_outbox_row(EMERGENCY, r.id, incident_payload(r, now), now) for r in critical],
+        )

@@ -1,0 +1,286 @@
+"""Storing records: validation against the unit tree, and the idempotent upsert of records.md.
+
+A known id replaces the record's fields and merges its events by event id; the very same record sent
+again changes nothing (its content hash matches). Everything here runs inside the caller's transaction,
+so derived data (KPI facts, complaint flags) commits or rolls back with the records that caused it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.complaints.models import Complainant, Complaint, Event
+from gateway.complaints.records import ComplaintIn, EventIn, describe_errors, money_to_cents
+from gateway.core.bulk import bulk_insert_ignoring_duplicates
+from gateway.flags.rules import raise_flags
+from gateway.reports.facts import RELEVANT_EVENTS, NewRecord, derive_facts
+from gateway.units.tree import UnitIndex, load_units
+from kpi.obligations import EventIn as KpiEvent
+
+__all__ = ["IngestResult", "Rejection", "ingest_raw", "load_units", "upsert_records", "validate_raw"]
+
+
+@dataclass(slots=True)
+class Rejection:
+    index: int  # position in the batch, or line number for files
+    id: str | None
+    reason: str
+
+
+@dataclass(slots=True)
+class UpsertResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    changed_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class IngestResult:
+    stored: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def validate_raw(raw: Any, units: UnitIndex) -> ComplaintIn:
+    """A decoded JSON value (dict) or a JSON text; ValueError with a one-line reason when it is bad."""
+    try:
+        if isinstance(raw, str | bytes):
+            record = ComplaintIn.model_validate_json(raw)
+        elif isinstance(raw, dict):
+            record = ComplaintIn.model_validate(raw)
+        else:
+            raise ValueError("record must be a JSON object")
+    except ValidationError as exc:
+        if any(e["type"] == "json_invalid" for e in exc.errors()):
+            raise ValueError(f"not valid JSON: {exc.errors()[0]['msg']}") from None
+        if any(e["type"] == "model_type" and not e["loc"] for e in exc.errors()):
+            raise ValueError("record must be a JSON object") from None
+        raise ValueError(describe_errors(exc)) from None
+    if record.handling_unit not in units:
+        raise ValueError(f"handling_unit: unknown unit code {record.handling_unit}")
+    return record
+
+
+def raw_id(raw: Any) -> str | None:
+    value = raw.get("id") if isinstance(raw, dict) else None
+    return value if isinstance(value, str) else None
+
+
+async def ingest_raw(session: AsyncSession, raws: list[Any], units: UnitIndex | None = None) -> IngestResult:
+    """Validate and store a batch; bad items are reported and skipped, good ones all stored."""
+    units = units if units is not None else await load_units(session)
+    result = IngestResult()
+    good: list[ComplaintIn] = []
+    for index, raw in enumerate(raws):
+        try:
+            good.append(validate_raw(raw, units))
+        except ValueError as exc:
+            result.rejected.append(Rejection(index, raw_id(raw), str(exc)))
+    upserted = await upsert_records(session, good, units)
+    result.stored = len(good)
+    result.inserted, result.updated, result.unchanged = upserted.inserted, upserted.updated, upserted.unchanged
+    return result
+
+
+# ----------------------------------------------------------------------------------------------- upsert
+
+
+def content_hash(record: ComplaintIn) -> str:
+    return hashlib.sha256(record.model_dump_json().encode()).hexdigest()
+
+
+def _merge_versions(old: ComplaintIn, new: ComplaintIn) -> ComplaintIn:
+    """Two versions of one record in the same batch: fields of the later, events merged by id."""
+    events = {e.id: e for e in old.events}
+    events.update({e.id: e for e in new.events})
+    return new.model_copy(update={"events": list(events.values())})
+
+
+def _complaint_row(record: ComplaintIn, units: UnitIndex, digest: str, now: datetime) -> dict[str, Any]:
+    unit = units.get(record.handling_unit)
+    assert unit is not None, "validate_raw checks the handling unit"
+    resp = record.respondent
+    return {
+        "id": record.id,
+        "kind": record.kind,
+        "channel": record.channel,
+        "hotline": record.hotline,
+        "urgency": record.urgency,
+        "category": record.category,
+        "received_at": record.received_at,
+        "received_day": record.received_day,
+        "handling_unit": record.handling_unit,
+        "u1": unit.ancestors[0],
+        "u2": unit.ancestors[1],
+        "u3": unit.ancestors[2],
+        "u4": unit.ancestors[3],
+        "u5": unit.ancestors[4],
+        "region_code": record.region_code,
+        "respondent_uscc": resp.uscc if resp else None,
+        "respondent_name": resp.name if resp else None,
+        "real_name": record.complainant.real_name,
+        "summary": record.summary,
+        "amount_involved_cents": money_to_cents(record.amount_involved),
+        "recovered_amount_cents": money_to_cents(record.recovered_amount),
+        "content_hash": digest,
+        "updated_at": now,
+    }
+
+
+def _event_row(complaint_id: str, seq: int, ev: EventIn) -> dict[str, Any]:
+    return {
+        "id": ev.id,
+        "complaint_id": complaint_id,
+        "seq": seq,
+        "type": ev.type,
+        "at": ev.at,
+        "unit": ev.unit,
+        "data": ev.data,
+    }
+
+
+async def upsert_records(session: AsyncSession, records: list[ComplaintIn], units: UnitIndex) -> UpsertResult:
+    result = UpsertResult()
+    if not records:
+        return result
+    by_id: dict[str, ComplaintIn] = {}
+    digests: dict[str, str] = {}
+    merged: set[str] = set()  # ids sent more than once here: the merge may hold events no single version has
+    for record in records:
+        digests[record.id] = content_hash(record)
+        prev = by_id.get(record.id)
+        if prev is not None:
+            merged.add(record.id)
+        by_id[record.id] = _merge_versions(prev, record) if prev else record
+
+    rows = await session.execute(select(Complaint.id, Complaint.content_hash).where(Complaint.id.in_(list(by_id))))
+    stored: dict[str, str] = {rid: digest for rid, digest in rows.tuples()}
+    now = datetime.now(UTC)
+    new = [r for rid, r in by_id.items() if rid not in stored]
+    changed = [r for rid, r in by_id.items() if rid in stored and (stored[rid] != digests[rid] or rid in merged)]
+    result.unchanged = len(by_id) - len(new) - len(changed)
+
+    if new:
+        await bulk_insert_ignoring_duplicates(
+            session, Complaint, [_complaint_row(r, units, digests[r.id], now) | {"created_at": now} for r in new]
+        )
+        await bulk_insert_ignoring_duplicates(
+            session,
+            Complainant,
+            [{"complaint_id": r.id, "name": r.complainant.name, "phone": r.complainant.phone} for r in new],
+        )
+        await bulk_insert_ignoring_duplicates(
+            session, Event, [_event_row(r.id, seq, ev) for r in new for seq, ev in enumerate(r.sorted_events())]
+        )
+    if changed:
+        await session.execute(
+            update(Complaint), [_complaint_row(r, units, digests[r.id], now) for r in changed]
+        )
+        await session.execute(
+            update(Complainant),
+            [{"complaint_id": r.id, "name": r.complainant.name, "phone": r.complainant.phone} for r in changed],
+        )
+        await merge_events(session, {r.id: r.events for r in changed})
+
+    result.inserted, result.updated = len(new), len(changed)
+    result.changed_ids = [r.id for r in new] + [r.id for r in changed]
+    await after_store(session, result.changed_ids, [_new_record(r, units) for r in new])
+    return result
+
+
+def _new_record(record: ComplaintIn, units: UnitIndex) -> NewRecord:
+    unit = units.get(record.handling_unit)
+    assert unit is not None
+    u1, u2, u3, u4, u5 = unit.ancestors
+    return NewRecord(
+        record.id, record.kind, record.channel, record.hotline, record.received_at, record.received_day,
+        record.complainant.real_name, money_to_cents(record.recovered_amount), u1, u2, u3, u4, u5,
+        [KpiEvent(ev.type, ev.at, ev.data) for ev in record.sorted_events() if ev.type in RELEVANT_EVENTS],
+    )
+
+
+async def merge_events(session: AsyncSession, incoming: dict[str, list[EventIn]]) -> None:
+    """Merge events into stored records by event id, then renumber each record's history by `at`.
+
+    Ties in `at` keep the order in which events became known: stored ones first, then the new ones
+    in the order given. An event id already stored under another record is left alone (stored once).
+    """
+    rows = (
+        await session.execute(
+            select(Event.id, Event.complaint_id, Event.seq, Event.at, Event.type, Event.unit, Event.data)
+            .where(Event.complaint_id.in_(list(incoming)))
+            .order_by(Event.complaint_id, Event.seq)
+        )
+    ).all()
+    stored_by_record: dict[str, list[Any]] = {cid: [] for cid in incoming}
+    for row in rows:
+        stored_by_record[row.complaint_id].append(row)
+    incoming_ids = [ev.id for events in incoming.values() for ev in events]
+    elsewhere = set(
+        (
+            await session.execute(
+                select(Event.id).where(
+                    Event.id.in_(incoming_ids), Event.complaint_id.not_in(list(incoming))
+                )
+            )
+        ).scalars()
+    ) if incoming_ids else set()
+
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for cid, events in incoming.items():
+        stored = stored_by_record[cid]
+        by_id = {ev.id: ev for ev in events if ev.id not in elsewhere}
+        stored_ids = {row.id for row in stored}
+        # (at, arrival order, event id, new content or None, old row or None)
+        merged: list[tuple[datetime, int, str, EventIn | None, Any]] = []
+        for order, row in enumerate(stored):
+            ev = by_id.get(row.id)
+            merged.append((ev.at if ev else row.at, order, row.id, ev, row))
+        for order, ev in enumerate(events, start=len(stored)):
+            if ev.id not in stored_ids and ev.id in by_id:
+                merged.append((ev.at, order, ev.id, ev, None))
+        merged.sort(key=lambda m: (m[0], m[1]))
+        for seq, (_, _, _, ev, row) in enumerate(merged):
+            if row is None:
+                assert ev is not None
+                inserts.append(_event_row(cid, seq, ev))
+            elif ev is not None:
+                new_row = _event_row(cid, seq, ev)
+                if (row.seq, row.type, row.at, row.unit, row.data) != (
+                    seq, new_row["type"], new_row["at"], new_row["unit"], new_row["data"]
+                ):
+                    updates.append(new_row)
+            elif row.seq != seq:
+                updates.append(_event_row_seq_only(row, seq))
+    if updates:
+        full = [u for u in updates if "type" in u]
+        seq_only = [u for u in updates if "type" not in u]
+        if full:
+            await session.execute(update(Event), full)
+        if seq_only:
+            await session.execute(update(Event), seq_only)
+    await bulk_insert_ignoring_duplicates(session, Event, inserts)
+
+
+def _event_row_seq_only(row: Any, seq: int) -> dict[str, Any]:
+    return {"id": row.id, "seq": seq}
+
+
+async def after_store(session: AsyncSession, changed_ids: list[str], new: Sequence[NewRecord] = ()) -> None:
+    """Derived data that must commit with the records that caused it (KPI facts, complaint flags)."""
+    if not changed_ids:
+        return
+    await derive_facts(session, changed_ids, new=new)
+    await raise_flags(session, changed_ids)

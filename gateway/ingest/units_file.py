@@ -1,0 +1,162 @@
+"""The org-unit file of records.md (`code,name,level,parent_code`): parsing, checking the tree it makes with
+the stored one, loading it, and re-homing everything that hangs on a unit that moved.
+
+A file is loaded whole or not at all (the caller's transaction); a rejection names the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.complaints.models import Complaint
+from gateway.reports.facts import refresh_fact_units
+from gateway.units.models import OrgUnit
+from gateway.units.tree import Unit, UnitIndex, load_units
+
+COLUMNS = ("code", "name", "level", "parent_code")
+
+
+class UnitFileError(ValueError):
+    """The whole file is rejected; the message names the line."""
+
+
+@dataclass(frozen=True, slots=True)
+class UnitRow:
+    line: int
+    code: str
+    name: str
+    level: int
+    parent_code: str | None
+
+
+def parse_units_csv(text: str) -> list[UnitRow]:
+    """Parse and check each line on its own; the tree as a whole is checked by `check_tree`."""
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise UnitFileError("line 1: the file is empty; expected the header code,name,level,parent_code") from None
+    if tuple(h.strip() for h in header) != COLUMNS:
+        raise UnitFileError(f"line 1: header must be {','.join(COLUMNS)}, got {','.join(header)}")
+    rows: list[UnitRow] = []
+    for line_no, cells in enumerate(reader, start=2):
+        if not cells or all(not c.strip() for c in cells):
+            continue
+        if len(cells) != len(COLUMNS):
+            raise UnitFileError(f"line {line_no}: expected {len(COLUMNS)} columns, got {len(cells)}")
+        code, name, level_text, parent = (c.strip() for c in cells)
+        if not level_text.isdigit() or not 1 <= int(level_text) <= 5:
+            raise UnitFileError(f"line {line_no}: level must be 1 to 5, got {level_text!r}")
+        level = int(level_text)
+        want = 9 if level == 5 else 6
+        if len(code) != want or not code.isdigit():
+            raise UnitFileError(f"line {line_no}: code {code!r} must be {want} digits for a level-{level} unit")
+        if not name:
+            raise UnitFileError(f"line {line_no}: name is empty")
+        if level == 1 and parent:
+            raise UnitFileError(f"line {line_no}: a level-1 unit has no parent_code")
+        if level > 1 and not parent:
+            raise UnitFileError(f"line {line_no}: parent_code is required for a level-{level} unit")
+        if level == 5 and code[:6] != parent:
+            raise UnitFileError(f"line {line_no}: station {code} must be its county code {parent} plus 3 digits")
+        rows.append(UnitRow(line_no, code, name, level, parent or None))
+    return rows
+
+
+def check_tree(rows: list[UnitRow], existing: UnitIndex) -> dict[str, Unit]:
+    """The merged tree (stored units overridden by the file), or UnitFileError naming the first bad line."""
+    seen: dict[str, int] = {}
+    for row in rows:
+        if row.code in seen:
+            raise UnitFileError(f"line {row.line}: duplicate code {row.code} (first on line {seen[row.code]})")
+        seen[row.code] = row.line
+    levels = {code: u.level for code, u in existing.units.items()}
+    parents = {code: u.parent_code for code, u in existing.units.items()}
+    names = {code: u.name for code, u in existing.units.items()}
+    lines: dict[str, int] = {}
+    for row in rows:
+        levels[row.code], parents[row.code], names[row.code], lines[row.code] = (
+            row.level, row.parent_code, row.name, row.line,
+        )
+    merged: dict[str, Unit] = {}
+
+    def place(code: str, trail: tuple[str, ...]) -> Unit:
+        if code in merged:
+            return merged[code]
+        line = lines.get(code)
+        where = f"line {line}" if line else f"stored unit {code}"
+        if code in trail:
+            raise UnitFileError(f"{where}: cycle through {' -> '.join((*trail, code))}")
+        parent = parents[code]
+        ancestors: list[str | None] = [None] * 5
+        if parent is not None:
+            if parent not in levels:
+                raise UnitFileError(f"{where}: unknown parent_code {parent}")
+            if levels[parent] != levels[code] - 1:
+                raise UnitFileError(
+                    f"{where}: parent {parent} is level {levels[parent]}, "
+                    f"but a level-{levels[code]} unit needs a level-{levels[code] - 1} parent"
+                )
+            ancestors = list(place(parent, (*trail, code)).ancestors)
+        ancestors[levels[code] - 1] = code
+        unit = Unit(code, names[code], levels[code], parent, tuple(ancestors))
+        merged[code] = unit
+        return unit
+
+    for code in sorted(levels, key=lambda c: levels[c]):
+        place(code, ())
+    return merged
+
+
+async def import_units(session: AsyncSession, text: str) -> tuple[int, int]:
+    """Load the CSV into the tree; returns (added, updated). All or nothing: the caller's transaction."""
+    existing = await load_units(session)
+    rows = parse_units_csv(text)
+    merged = check_tree(rows, existing)
+    added = updated = 0
+    moved = False
+    # Parents first, so foreign keys hold at every insert.
+    for row in sorted(rows, key=lambda r: r.level):
+        unit = merged[row.code]
+        values = dict(
+            name=unit.name, level=unit.level, parent_code=unit.parent_code,
+            l1=unit.ancestors[0], l2=unit.ancestors[1], l3=unit.ancestors[2],
+            l4=unit.ancestors[3], l5=unit.ancestors[4],
+        )
+        old = existing.get(row.code)
+        if old is None:
+            session.add(OrgUnit(code=row.code, **values))
+            added += 1
+        elif (old.name, old.level, old.parent_code, old.ancestors) != (
+            unit.name, unit.level, unit.parent_code, unit.ancestors,
+        ):
+            await session.execute(update(OrgUnit).where(OrgUnit.code == row.code).values(**values))
+            moved = moved or old.ancestors != unit.ancestors
+            updated += 1
+        await session.flush()
+    # Descendants of a moved unit that were not in the file carry stale ancestors: fix them, then records.
+    if moved:
+        for code, unit in merged.items():
+            old = existing.get(code)
+            if old is not None and old.ancestors != unit.ancestors and code not in {r.code for r in rows}:
+                await session.execute(
+                    update(OrgUnit).where(OrgUnit.code == code).values(
+                        l1=unit.ancestors[0], l2=unit.ancestors[1], l3=unit.ancestors[2],
+                        l4=unit.ancestors[3], l5=unit.ancestors[4],
+                    )
+                )
+        await refresh_record_ancestors(session)
+        await refresh_fact_units(session)  # derived from records: follows them
+    return added, updated
+
+
+async def refresh_record_ancestors(session: AsyncSession) -> None:
+    """Recompute each record's u1..u5 from its handling unit (after the tree changed shape)."""
+    cols = {f"u{n}": select(getattr(OrgUnit, f"l{n}")).where(OrgUnit.code == Complaint.handling_unit)
+            .scalar_subquery() for n in range(1, 6)}
+    await session.execute(update(Complaint).values(**cols))

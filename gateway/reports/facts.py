@@ -1,0 +1,343 @@
+"""KPI facts: what `kpi.obligations.derive` says about each record, stored so that a report is one
+aggregate query per table at any `as_of` (kpi.md; the design is in docs/kpi.md).
+
+Three tables, each carrying copies of the record's grouping columns (u1..u5, received_day, received_at)
+so that a report filters and groups on one table with no join:
+
+- `kpi_record_facts`: one row per record: volumes (kind, channel, hotline, recovered amount) and the
+  instants behind reply_rate, callback_rate, mediation_success_rate and case_filing_rate;
+- `kpi_obligation_facts`: one row per (record, obligation, step): the due date that applies while
+  `as_of` is in [valid_from, valid_to), the fulfilling instant and whether it was on time;
+- `kpi_callback_facts`: one row per (record, step): the latest CALLBACK's satisfaction while `as_of` is
+  in [valid_from, valid_to).
+
+Facts are derived in the transaction that stores the records (`derive_facts`, called by
+`gateway.ingest.store.after_store`), in batches: one query for the records, one for their events, one bulk
+delete and one bulk insert per table. They depend on the calendar and the deadline policies; the
+fingerprint of the configuration they were derived with is kept in `sync_state`, and when the
+configuration changes every record's facts are derived again before they are used.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Date,
+    Index,
+    SmallInteger,
+    String,
+    any_,
+    bindparam,
+    delete,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.complaints.models import Complaint, Event
+from gateway.core.bulk import bulk_insert_ignoring_duplicates
+from gateway.core.db import UTCDateTime
+from gateway.core.models import Base
+from gateway.core.state import get_state, set_state
+from kpi.calendar import WorkCalendar
+from kpi.obligations import EventIn, RecordFacts, RecordIn, derive
+from kpi.policies import Policies
+
+log = logging.getLogger(__name__)
+
+CONFIG_KEY = "kpi.facts_config"
+BATCH = 2000
+# Event types that any rule of kpi.md looks at; the others (DISPATCHED, TRANSFERRED, ...) are not loaded.
+RELEVANT_EVENTS = (
+    "ACCEPTED", "REJECTED", "MEDIATION_SUCCEEDED", "MEDIATION_FAILED", "CLOSED", "EXTENDED",
+    "CASE_FILED", "CASE_NOT_FILED", "REPLIED", "CALLBACK",
+)
+
+
+class _Grouping:
+    """The record's columns a report filters and groups on, copied into every facts row."""
+
+    complaint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    u1: Mapped[str | None] = mapped_column(String(12))
+    u2: Mapped[str | None] = mapped_column(String(12))
+    u3: Mapped[str | None] = mapped_column(String(12))
+    u4: Mapped[str | None] = mapped_column(String(12))
+    u5: Mapped[str | None] = mapped_column(String(12))
+    received_day: Mapped[date] = mapped_column(Date)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+def _grouping_indexes(table: str) -> tuple[Index, ...]:
+    return tuple(Index(f"ix_{table}_u{n}_day", f"u{n}", "received_day") for n in (2, 3, 4))
+
+
+class KpiRecordFact(_Grouping, Base):
+    __tablename__ = "kpi_record_facts"
+
+    kind: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(24))
+    hotline: Mapped[str | None] = mapped_column(String(5))
+    recovered_cents: Mapped[int] = mapped_column(BigInteger)
+    reply_owed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    concluded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    first_callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    mediation_outcome_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    mediation_succeeded: Mapped[bool] = mapped_column(Boolean)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    case_filed: Mapped[bool] = mapped_column(Boolean)
+
+    __table_args__ = _grouping_indexes("kpi_record_facts")
+
+
+class KpiObligationFact(_Grouping, Base):
+    __tablename__ = "kpi_obligation_facts"
+
+    obligation: Mapped[str] = mapped_column(String(12), primary_key=True)
+    step: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    policy: Mapped[str] = mapped_column(String(32))
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    due_day: Mapped[date] = mapped_column(Date)
+    fulfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    on_time: Mapped[bool] = mapped_column(Boolean)
+
+    __table_args__ = _grouping_indexes("kpi_obligation_facts")
+
+
+class KpiCallbackFact(_Grouping, Base):
+    __tablename__ = "kpi_callback_facts"
+
+    step: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    satisfaction: Mapped[str] = mapped_column(String(24))
+
+    __table_args__ = _grouping_indexes("kpi_callback_facts")
+
+
+FACT_MODELS = (KpiRecordFact, KpiObligationFact, KpiCallbackFact)
+
+
+# ------------------------------------------------------------------------------------------ configuration
+
+
+@dataclass(frozen=True)
+class KpiConfig:
+    calendar: WorkCalendar
+    policies: Policies
+
+    @property
+    def fingerprint(self) -> str:
+        return f"{self.calendar.fingerprint}:{self.policies.fingerprint}"
+
+
+_config_cache: dict[tuple[Any, ...], KpiConfig] = {}
+
+
+def _stamp(path: str | None) -> tuple[str | None, float | None]:
+    if not path:
+        return None, None
+    try:
+        return path, os.stat(path).st_mtime
+    except OSError:
+        return path, None  # from_file then reports the path as unreadable
+
+
+def kpi_config(holidays_file: str | None = None, policy_file: str | None = None) -> KpiConfig:
+    """The calendar and policies of GATEWAY_HOLIDAYS_FILE / GATEWAY_POLICY_FILE (reloaded when a file
+    changes). Raises kpi's CalendarError / PolicyError (ValueErrors) for a bad file."""
+    key = (*_stamp(holidays_file), *_stamp(policy_file))
+    config = _config_cache.get(key)
+    if config is None:
+        config = KpiConfig(WorkCalendar.from_file(holidays_file), Policies.from_file(policy_file))
+        _config_cache.clear()
+        _config_cache[key] = config
+    return config
+
+
+def configured() -> KpiConfig:
+    from gateway.core.settings import get_settings
+
+    settings = get_settings()
+    return kpi_config(settings.holidays_file, settings.policy_file)
+
+
+# ------------------------------------------------------------------------------------------- derivation
+
+
+def _fact_rows(
+    rec: Any, facts: RecordFacts
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    grouping = {
+        "complaint_id": rec.id, "u1": rec.u1, "u2": rec.u2, "u3": rec.u3, "u4": rec.u4, "u5": rec.u5,
+        "received_day": rec.received_day, "received_at": rec.received_at,
+    }
+    record_row = grouping | {
+        "kind": rec.kind, "channel": rec.channel, "hotline": rec.hotline,
+        "recovered_cents": rec.recovered_amount_cents or 0,
+        "reply_owed_at": facts.reply_owed_at, "replied_at": facts.replied_at,
+        "concluded_at": facts.concluded_at, "first_callback_at": facts.first_callback_at,
+        "mediation_outcome_at": facts.mediation_outcome_at, "mediation_succeeded": facts.mediation_succeeded,
+        "decided_at": facts.decided_at, "case_filed": facts.case_filed,
+    }
+    obligations = [
+        grouping | {
+            "obligation": s.obligation, "step": s.step, "policy": s.policy, "valid_from": s.valid_from,
+            "valid_to": s.valid_to, "due_day": s.due_day, "fulfilled_at": s.fulfilled_at, "on_time": s.on_time,
+        }
+        for s in facts.obligations
+    ]
+    callbacks = [
+        grouping | {"step": c.step, "valid_from": c.valid_from, "valid_to": c.valid_to,
+                    "satisfaction": c.satisfaction}
+        for c in facts.callbacks
+    ]
+    return record_row, obligations, callbacks
+
+
+def _id_in(column: Any, ids: Sequence[str], dialect: str) -> Any:
+    """`column IN ids`; on PostgreSQL as `= ANY(array)`: one parameter instead of thousands to render."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", list(ids), type_=ARRAY(String)))
+    return column.in_(ids)
+
+
+async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiConfig) -> None:
+    dialect = session.get_bind().dialect.name
+
+    records = (
+        await session.execute(
+            select(
+                Complaint.id, Complaint.kind, Complaint.channel, Complaint.hotline, Complaint.received_at,
+                Complaint.received_day, Complaint.real_name, Complaint.recovered_amount_cents,
+                Complaint.u1, Complaint.u2, Complaint.u3, Complaint.u4, Complaint.u5,
+            ).where(_id_in(Complaint.id, ids, dialect))
+        )
+    ).all()
+    events: dict[str, list[EventIn]] = {}
+    rows = await session.execute(
+        select(
+            Event.complaint_id, Event.type, Event.at,
+            Event.data["working_days"].as_integer(), Event.data["satisfaction"].as_string(),
+        )
+        .where(_id_in(Event.complaint_id, ids, dialect), Event.type.in_(RELEVANT_EVENTS))
+        .order_by(Event.complaint_id, Event.seq)
+    )
+    for cid, type_, at, working_days, satisfaction in rows:
+        data = {"working_days": working_days} if type_ == "EXTENDED" else {"satisfaction": satisfaction}
+        events.setdefault(cid, []).append(EventIn(type_, at, data))
+
+    facts = [
+        _fact_rows(rec, derive(RecordIn(rec.kind, rec.received_at, rec.real_name, events.get(rec.id, ())),
+                               config.calendar, config.policies))
+        for rec in records
+    ]
+    for model in FACT_MODELS:
+        await session.execute(
+            delete(model).where(_id_in(model.complaint_id, ids, dialect)).execution_options(synchronize_session=False)
+        )
+    await _insert_facts(session, facts)
+
+
+async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = BATCH) -> int:
+    """Derive every record's facts again (after the calendar or a policy changed); returns the count."""
+    count, after = 0, ""
+    while True:
+        ids = list(
+            (await session.execute(
+                select(Complaint.id).where(Complaint.id > after).order_by(Complaint.id).limit(batch)
+            )).scalars()
+        )
+        if not ids:
+            break
+        await _derive_batch(session, ids, config)
+        count, after = count + len(ids), ids[-1]
+    await set_state(session, CONFIG_KEY, config.fingerprint)
+    return count
+
+
+async def ensure_current(session: AsyncSession, config: KpiConfig) -> bool:
+    """Make the stored facts match `config`; True when they had to be derived again."""
+    stored = await get_state(session, CONFIG_KEY)
+    if stored == config.fingerprint:
+        return False
+    count = await rebuild_all(session, config)
+    if stored is not None:  # not the first use of this database
+        log.warning("KPI calendar or deadline policies changed: facts of %d records derived again", count)
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    """A record just inserted, as the store wrote it: its facts need no read back and no delete."""
+
+    id: str
+    kind: str
+    channel: str
+    hotline: str | None
+    received_at: datetime
+    received_day: date
+    real_name: bool
+    recovered_amount_cents: int | None
+    u1: str | None
+    u2: str | None
+    u3: str | None
+    u4: str | None
+    u5: str | None
+    events: Sequence[EventIn]  # kpi's events, in the record's order
+
+
+async def derive_facts(
+    session: AsyncSession,
+    complaint_ids: Iterable[str],
+    config: KpiConfig | None = None,
+    new: Sequence[NewRecord] = (),
+) -> None:
+    """Derive the facts of these (new or changed) records, in the caller's transaction. Records in `new`
+    (a subset of the ids) were just inserted: their facts come from memory, with no query."""
+    ids = list(dict.fromkeys(complaint_ids))
+    if not ids:
+        return
+    config = config or configured()
+    if await ensure_current(session, config):
+        return  # every record, these included, was just derived
+    fresh = {r.id: r for r in new}
+    if fresh:
+        await _insert_facts(session, [
+            _fact_rows(rec, derive(RecordIn(rec.kind, rec.received_at, rec.real_name, rec.events),
+                                   config.calendar, config.policies))
+            for rec in fresh.values()
+        ])
+    ids = [i for i in ids if i not in fresh]
+    for start in range(0, len(ids), BATCH):
+        await _derive_batch(session, ids[start:start + BATCH], config)
+
+
+async def _insert_facts(
+    session: AsyncSession, facts: Sequence[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]
+) -> None:
+    await bulk_insert_ignoring_duplicates(session, KpiRecordFact, [r for r, _, _ in facts])
+    await bulk_insert_ignoring_duplicates(session, KpiObligationFact, [o for _, obs, _ in facts for o in obs])
+    await bulk_insert_ignoring_duplicates(session, KpiCallbackFact, [c for _, _, cbs in facts for c in cbs])
+
+
+async def refresh_fact_units(session: AsyncSession) -> None:
+    """Copy u1..u5 from the records into their facts again, after the unit tree changed shape
+    (`gateway.ingest.units_file.refresh_record_ancestors`)."""
+    for model in FACT_MODELS:
+        values = {
+            f"u{n}": select(getattr(Complaint, f"u{n}")).where(Complaint.id == model.complaint_id).scalar_subquery()
+            for n in range(1, 6)
+        }
+        await session.execute(update(model).values(**values).execution_options(synchronize_session=False))

@@ -1,0 +1,29 @@
+"""The org-unit table (五级: national, province, city, county, station).
+
+Each unit carries its ancestors' codes by level (`l1`..`l5`, itself included), so that "this unit or below"
+is one indexed equality on the column of the asking unit's level.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import ForeignKey, SmallInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.core.models import Base
+
+LEVELS = (1, 2, 3, 4, 5)
+
+
+class OrgUnit(Base):
+    __tablename__ = "org_units"
+
+    code: Mapped[str] = mapped_column(String(12), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[int] = mapped_column(SmallInteger)
+    parent_code: Mapped[str | None] = mapped_column(String(12), ForeignKey("org_units.code"), index=True)
+    # Ancestor codes by level, the unit itself included; null below the unit's own level.
+    l1: Mapped[str | None] = mapped_column(String(12), index=True)
+    l2: Mapped[str | None] = mapped_column(String(12), index=True)
+    l3: Mapped[str | None] = mapped_column(String(12), index=True)
+    l4: Mapped[str | None] = mapped_column(String(12), index=True)
+    l5: Mapped[str | None] = mapped_column(String(12))

@@ -1,0 +1,50 @@
+"""The org-unit tree (五级) in memory: every unit with its ancestors, read in one query.
+
+Loading the unit file (records.md) and re-homing what hangs on a moved unit is `gateway.ingest.units_file`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.units.models import OrgUnit
+
+
+@dataclass(frozen=True, slots=True)
+class Unit:
+    code: str
+    name: str
+    level: int
+    parent_code: str | None
+    ancestors: tuple[str | None, ...]  # codes at levels 1..5, the unit itself included
+
+
+class UnitIndex:
+    """Every unit by code, with its ancestors: enough to place a record in the tree without a query."""
+
+    def __init__(self, units: dict[str, Unit]) -> None:
+        self.units = units
+
+    def __contains__(self, code: object) -> bool:
+        return code in self.units
+
+    def get(self, code: str) -> Unit | None:
+        return self.units.get(code)
+
+    def is_within(self, code: str, root: str) -> bool:
+        """True when `code` is `root` or below it."""
+        unit, top = self.units.get(code), self.units.get(root)
+        return unit is not None and top is not None and unit.ancestors[top.level - 1] == root
+
+
+async def load_units(session: AsyncSession) -> UnitIndex:
+    rows = (await session.execute(select(OrgUnit))).scalars().all()
+    return UnitIndex(
+        {
+            r.code: Unit(r.code, r.name, r.level, r.parent_code, (r.l1, r.l2, r.l3, r.l4, r.l5))
+            for r in rows
+        }
+    )

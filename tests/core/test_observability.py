@@ -23,7 +23,7 @@ from gateway.core.settings import Settings
 from tests.conftest import Database
 from tests.factories import USCC, load_units, record
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SECRET = "ops-test-secret"
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import Gateway, another_gateway
 
-OPERATIONS = Path(__file__).resolve().parents[2] / "graphql" / "operations"
+OPERATIONS = Path(__file__).resolve().parents[3] / "graphql" / "operations"
 
 
 async def test_deep_query_is_too_complex(gw: Gateway) -> None:

@@ -128,14 +128,14 @@ async def test_request_id_is_passed_upstream(gw: Gateway) -> None:
 def test_schema_file_is_what_gateway_schema_prints() -> None:
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "graphql" / "schema.graphql"
+    path = Path(__file__).resolve().parents[3] / "graphql" / "schema.graphql"
     assert path.read_text(encoding="utf-8") == sdl(), "run: gateway schema > graphql/schema.graphql"
 
 
 def test_graphql_folder_is_not_a_python_package() -> None:
     from pathlib import Path
 
-    folder = Path(__file__).resolve().parents[2] / "graphql"
+    folder = Path(__file__).resolve().parents[3] / "graphql"
     assert not list(folder.rglob("*.py"))
 
 
@@ -144,7 +144,7 @@ def test_gateway_schema_command_prints_the_file() -> None:
     import sys
     from pathlib import Path
 
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     gateway = Path(sys.executable).parent / "gateway"  # the installed console script
     out = subprocess.run([str(gateway), "schema"], capture_output=True, text=True, cwd=root, timeout=120)
     assert out.returncode == 0, out.stderr

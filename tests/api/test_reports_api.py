@@ -19,7 +19,7 @@ from gateway.api.reports import router as kpi_router
 from gateway.core.auth import mint_token
 from gateway.core.settings import Settings
 from tests.conftest import Database
-from tests.test_reports import ingest, march_records
+from tests.reports.test_reports import ingest, march_records
 
 from tests.factories import load_units  # isort: skip
 

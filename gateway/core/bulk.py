@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Sequence
 from operator import itemgetter
 from typing import Any
 
@@ -51,6 +52,41 @@ async def bulk_insert_ignoring_duplicates(session: AsyncSession, model: Any, row
     await raw.execute(
         f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {temp} ON CONFLICT DO NOTHING; TRUNCATE {temp}"
     )
+
+
+async def copy_text_ignoring_duplicates(
+    session: AsyncSession, table: str, columns: Sequence[str], data: Sequence[bytes | memoryview]
+) -> bool:
+    """PostgreSQL: rows in COPY text format (`data`, concatenated) into `table`, skipping rows whose key is
+    already stored. True when every row went in by the plain COPY; False when some key was taken and the
+    rows went through a temporary table and INSERT … ON CONFLICT DO NOTHING instead."""
+    if not any(data):
+        return True
+    conn = await session.connection()
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    try:
+        async with raw.transaction():  # a savepoint inside the session's transaction
+            await raw.copy_to_table(table, source=_chunks(data), columns=list(columns), format="text")
+        return True
+    except asyncpg.UniqueViolationError:
+        pass
+    temp = f"_load_{table}"
+    await raw.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    await raw.copy_to_table(temp, source=_chunks(data), columns=list(columns), format="text")
+    names = ", ".join(columns)
+    await raw.execute(
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {temp} ON CONFLICT DO NOTHING; TRUNCATE {temp}"
+    )
+    return False
+
+
+async def _chunks(data: Sequence[bytes | memoryview]) -> AsyncIterator[bytes | memoryview]:
+    for part in data:
+        if part:
+            yield part
 
 
 def insert_ignoring_duplicates(session: AsyncSession, model: Any) -> Any:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -157,15 +158,27 @@ def _chunks(items: list[T], size: int = CHUNK) -> list[list[T]]:
 async def raise_flags(session: AsyncSession, changed_ids: list[str]) -> None:
     """Evaluate every rule for records just stored or changed, in the caller's transaction: flags and their
     outbox items, incidents for CRITICAL records, and early-warning alerts."""
-    from gateway.flags.alerts import evaluate_alerts  # alerts imports this module's helpers
-
     if not changed_ids:
         return
     records: list[Any] = []
     for chunk in _chunks(list(dict.fromkeys(changed_ids))):
         records.extend((await session.execute(select(*_RECORD_COLUMNS).where(Complaint.id.in_(chunk)))).all())
+    await raise_flags_for(session, records)
+
+
+async def raise_flags_for(
+    session: AsyncSession, records: Sequence[Any], case_filed: dict[str, datetime | None] | None = None
+) -> None:
+    """`raise_flags` for records the caller holds: each with the attributes of `_RECORD_COLUMNS` as stored
+    (`summary` needed for CRITICAL ones only). `case_filed`: the first CASE_FILED instant of each REPORT with
+    a USCC, when the caller knows its events (a new record); None reads them from the store."""
+    from gateway.flags.alerts import evaluate_alerts  # alerts imports this module's helpers
+
+    if not records:
+        return
     now = datetime.now(UTC)
-    findings = [*_critical_safety(records), *await _case_filed(session, records), *await _surges(session, records)]
+    filed = await _case_filed(session, records) if case_filed is None else _case_filed_known(records, case_filed)
+    findings = [*_critical_safety(records), *filed, *await _surges(session, records)]
     await _store_findings(session, findings, now)
     await _queue_incidents(session, [r for r in records if r.urgency == "CRITICAL"], now)
     await evaluate_alerts(session, records, now)
@@ -175,7 +188,7 @@ def _units_of(rec: Any) -> tuple[str | None, ...]:
     return (rec.u1, rec.u2, rec.u3, rec.u4, rec.u5)
 
 
-def _critical_safety(records: list[Any]) -> list[Finding]:
+def _critical_safety(records: Sequence[Any]) -> list[Finding]:
     return [
         Finding(CRITICAL_SAFETY, r.respondent_uscc, r.id, "HIGH", [r.id], r.received_at, r.received_at, [_units_of(r)])
         for r in records
@@ -183,7 +196,7 @@ def _critical_safety(records: list[Any]) -> list[Finding]:
     ]
 
 
-async def _case_filed(session: AsyncSession, records: list[Any]) -> list[Finding]:
+async def _case_filed(session: AsyncSession, records: Sequence[Any]) -> list[Finding]:
     reports = {r.id: r for r in records if r.kind == "REPORT" and r.respondent_uscc}
     if not reports:
         return []
@@ -203,11 +216,20 @@ async def _case_filed(session: AsyncSession, records: list[Any]) -> list[Finding
     return out
 
 
+def _case_filed_known(records: Sequence[Any], case_filed: dict[str, datetime | None]) -> list[Finding]:
+    out = []
+    for r in records:
+        at = case_filed.get(r.id)
+        if at is not None and r.kind == "REPORT" and r.respondent_uscc:
+            out.append(Finding(CASE_FILED, r.respondent_uscc, r.id, "HIGH", [r.id], r.received_at, at, [_units_of(r)]))
+    return out
+
+
 def _lock_key(uscc: str, month: str) -> int:
     return int.from_bytes(hashlib.sha256(f"surge|{uscc}|{month}".encode()).digest()[:8], "big", signed=True)
 
 
-async def _surges(session: AsyncSession, records: list[Any]) -> list[Finding]:
+async def _surges(session: AsyncSession, records: Sequence[Any]) -> list[Finding]:
     keys = {
         (r.respondent_uscc, month_of(r.received_day))
         for r in records
@@ -339,7 +361,7 @@ def _outbox_row(system: str, key: str, payload: dict[str, Any], now: datetime) -
     }
 
 
-async def _queue_incidents(session: AsyncSession, critical: list[Any], now: datetime) -> None:
+async def _queue_incidents(session: AsyncSession, critical: Sequence[Any], now: datetime) -> None:
     """One incident per CRITICAL record, keyed by the record id: queued once, whatever arrives again."""
     if critical:
         await session.execute(

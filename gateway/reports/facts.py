@@ -176,34 +176,51 @@ def configured() -> KpiConfig:
 # ------------------------------------------------------------------------------------------- derivation
 
 
+# Column order of the rows `fact_tuples` builds (bulk loads copy them in this order).
+GROUPING_COLUMNS = ("complaint_id", "u1", "u2", "u3", "u4", "u5", "received_day", "received_at")
+RECORD_FACT_COLUMNS = GROUPING_COLUMNS + (
+    "kind", "channel", "hotline", "recovered_cents", "reply_owed_at", "replied_at", "concluded_at",
+    "first_callback_at", "mediation_outcome_at", "mediation_succeeded", "decided_at", "case_filed",
+)
+OBLIGATION_FACT_COLUMNS = GROUPING_COLUMNS + (
+    "obligation", "step", "policy", "valid_from", "valid_to", "due_day", "fulfilled_at", "on_time",
+)
+CALLBACK_FACT_COLUMNS = GROUPING_COLUMNS + ("step", "valid_from", "valid_to", "satisfaction")
+
+FactTuples = tuple[tuple[Any, ...], list[tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def fact_tuples(
+    grouping: tuple[Any, ...], kind: str, channel: str, hotline: str | None, recovered_cents: int | None,
+    facts: RecordFacts,
+) -> FactTuples:
+    """One record's facts as rows of the three tables, in the column orders above. `grouping` is
+    (complaint_id, u1, u2, u3, u4, u5, received_day, received_at)."""
+    record_row = (
+        *grouping, kind, channel, hotline, recovered_cents or 0, facts.reply_owed_at, facts.replied_at,
+        facts.concluded_at, facts.first_callback_at, facts.mediation_outcome_at, facts.mediation_succeeded,
+        facts.decided_at, facts.case_filed,
+    )
+    obligations = [
+        (*grouping, s.obligation, s.step, s.policy, s.valid_from, s.valid_to, s.due_day, s.fulfilled_at, s.on_time)
+        for s in facts.obligations
+    ]
+    callbacks = [(*grouping, c.step, c.valid_from, c.valid_to, c.satisfaction) for c in facts.callbacks]
+    return record_row, obligations, callbacks
+
+
 def _fact_rows(
     rec: Any, facts: RecordFacts
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    grouping = {
-        "complaint_id": rec.id, "u1": rec.u1, "u2": rec.u2, "u3": rec.u3, "u4": rec.u4, "u5": rec.u5,
-        "received_day": rec.received_day, "received_at": rec.received_at,
-    }
-    record_row = grouping | {
-        "kind": rec.kind, "channel": rec.channel, "hotline": rec.hotline,
-        "recovered_cents": rec.recovered_amount_cents or 0,
-        "reply_owed_at": facts.reply_owed_at, "replied_at": facts.replied_at,
-        "concluded_at": facts.concluded_at, "first_callback_at": facts.first_callback_at,
-        "mediation_outcome_at": facts.mediation_outcome_at, "mediation_succeeded": facts.mediation_succeeded,
-        "decided_at": facts.decided_at, "case_filed": facts.case_filed,
-    }
-    obligations = [
-        grouping | {
-            "obligation": s.obligation, "step": s.step, "policy": s.policy, "valid_from": s.valid_from,
-            "valid_to": s.valid_to, "due_day": s.due_day, "fulfilled_at": s.fulfilled_at, "on_time": s.on_time,
-        }
-        for s in facts.obligations
-    ]
-    callbacks = [
-        grouping | {"step": c.step, "valid_from": c.valid_from, "valid_to": c.valid_to,
-                    "satisfaction": c.satisfaction}
-        for c in facts.callbacks
-    ]
-    return record_row, obligations, callbacks
+    grouping = (rec.id, rec.u1, rec.u2, rec.u3, rec.u4, rec.u5, rec.received_day, rec.received_at)
+    record_row, obligations, callbacks = fact_tuples(
+        grouping, rec.kind, rec.channel, rec.hotline, rec.recovered_amount_cents, facts
+    )
+    return (
+        dict(zip(RECORD_FACT_COLUMNS, record_row, strict=True)),
+        [dict(zip(OBLIGATION_FACT_COLUMNS, o, strict=True)) for o in obligations],
+        [dict(zip(CALLBACK_FACT_COLUMNS, c, strict=True)) for c in callbacks],
+    )
 
 
 def _id_in(column: Any, ids: Sequence[str], dialect: str) -> Any:

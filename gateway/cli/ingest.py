@@ -14,6 +14,7 @@ from gateway.core.upstreams import connector_config
 from gateway.ingest.importer import UnreadableFile, import_file
 from gateway.ingest.sync import PAGE_SIZE, NoUnits, run_forever, sync_until_caught_up
 from gateway.ingest.units_file import UnitFileError, import_units
+from gateway.ingest.workers import Decoders, default_workers
 
 
 def add_parsers(sub: Any) -> None:
@@ -24,6 +25,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("file")
     p.add_argument("--rejects", help="write rejected lines (JSON Lines) to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--workers", type=int, help="processes that decode records (default: one per core; "
+                   "none for files under 1 MB)")
 
     p = sub.add_parser("sync", help="pull changes from the complaint platform, resuming from the stored cursor")
     p.add_argument("--once", action="store_true", help="stop once caught up instead of following the feed")
@@ -55,13 +58,22 @@ async def cmd_import_units(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
     path = Path(args.file)
+    if args.workers is not None and args.workers < 0:
+        raise CommandError("--workers must be 0 or more")
+    try:
+        size: int | None = path.stat().st_size
+    except OSError:
+        size = None
+    # The workers start first: forked before this process opens connections or starts threads.
+    decoders = Decoders(default_workers(size) if args.workers is None else args.workers)
     engine, sm = await open_store(settings)
     rejects = open(args.rejects, "w", encoding="utf-8") if args.rejects else None  # noqa: SIM115
     try:
-        report = await import_file(sm, path, rejects=rejects, progress=not args.quiet)
+        report = await import_file(sm, path, rejects=rejects, progress=not args.quiet, decoders=decoders)
     except UnreadableFile as exc:
         raise CommandError(str(exc), status=2) from None
     finally:
+        decoders.close()
         if rejects:
             rejects.close()
         await engine.dispose()

@@ -33,6 +33,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -77,12 +78,16 @@ def poisson_sf(c: int, lam: float) -> float:
         k += 1
 
 
+@lru_cache(maxsize=4096)
 def threshold(lam: float) -> int:
     """The smallest daily count that alerts on baseline `lam`."""
     c = max(MIN_COUNT, math.ceil(MIN_RATIO * lam))
     while poisson_sf(c, lam) >= P_VALUE:
         c += 1
     return c
+
+
+MIN_BAR = threshold(BASELINE_FLOOR)  # the lowest bar any baseline gives
 
 
 def is_surge(count: int, trailing: Sequence[int]) -> bool:
@@ -136,35 +141,23 @@ async def judge_cells(session: AsyncSession, keys: set[tuple[str, str, date]], n
     keys = {k for k in keys if k[2] - timedelta(days=WINDOW_DAYS) >= first_day}
     if not keys:
         return
-    units = sorted({k[0] for k in keys})
-    categories = sorted({k[1] for k in keys})
-    days = [k[2] for k in keys]
-    counts: dict[tuple[str, str, date], int] = {}
-    ancestors: dict[str, tuple[str | None, str | None, str | None]] = {}
-    for i in range(0, len(units), 500):
-        rows = await session.execute(
-            select(Complaint.u4, Complaint.category, Complaint.received_day, func.count(), Complaint.u1,
-                   Complaint.u2, Complaint.u3)
-            .where(
-                Complaint.u4.in_(units[i : i + 500]),
-                Complaint.category.in_(categories),
-                Complaint.received_day >= min(days) - timedelta(days=WINDOW_DAYS),
-                Complaint.received_day <= max(days),
-            )
-            .group_by(Complaint.u4, Complaint.category, Complaint.received_day, Complaint.u1, Complaint.u2,
-                      Complaint.u3)
-        )
-        for u4, cat, day, n, u1, u2, u3 in rows.all():
-            counts[(u4, cat, day)] = counts.get((u4, cat, day), 0) + n
-            ancestors[u4] = (u1, u2, u3)
+    # No baseline is below the floor and the bar only rises with the baseline, so a cell whose count is under
+    # the floor's bar cannot alert: only the cells at or above it need their trailing 28 days.
+    busy = await _counts(session, keys, min(k[2] for k in keys), max(k[2] for k in keys), MIN_BAR)
+    candidates = {k for k in keys if k in busy}
+    if not candidates:
+        return
+    counts = await _counts(
+        session, candidates, min(k[2] for k in candidates) - timedelta(days=WINDOW_DAYS),
+        max(k[2] for k in candidates), 1,
+    )
     found: dict[str, dict[str, Any]] = {}
-    for unit, cat, day in keys:
-        count = counts.get((unit, cat, day), 0)
-        trailing = [counts.get((unit, cat, day - timedelta(days=k)), 0) for k in range(1, WINDOW_DAYS + 1)]
+    for unit, cat, day in candidates:
+        count, (a1, a2, a3) = counts[(unit, cat, day)]
+        trailing = [counts.get((unit, cat, day - timedelta(days=k)), _NONE)[0] for k in range(1, WINDOW_DAYS + 1)]
         lam = baseline(trailing)
         bar = threshold(lam)
         if count >= bar:
-            a1, a2, a3 = ancestors.get(unit, (None, None, None))
             aid = alert_id(unit, cat, day)
             found[aid] = {
                 "alert_id": aid, "unit_code": unit, "a1": a1, "a2": a2, "a3": a3, "category": cat, "day": day,
@@ -172,6 +165,36 @@ async def judge_cells(session: AsyncSession, keys: set[tuple[str, str, date]], n
             }
     if found:
         await _store(session, found, now)
+
+
+_NONE: tuple[int, tuple[str | None, str | None, str | None]] = (0, (None, None, None))
+
+
+async def _counts(
+    session: AsyncSession, keys: set[tuple[str, str, date]], first: date, last: date, at_least: int
+) -> dict[tuple[str, str, date], tuple[int, tuple[str | None, str | None, str | None]]]:
+    """Records per (county, category, day) from `first` to `last` over the counties and categories of `keys`,
+    where at least `at_least`; with each county's ancestors (u1, u2, u3)."""
+    units = sorted({k[0] for k in keys})
+    categories = sorted({k[1] for k in keys})
+    out: dict[tuple[str, str, date], tuple[int, tuple[str | None, str | None, str | None]]] = {}
+    for i in range(0, len(units), 500):
+        query = (
+            select(Complaint.u4, Complaint.category, Complaint.received_day, func.count(), func.max(Complaint.u1),
+                   func.max(Complaint.u2), func.max(Complaint.u3))
+            .where(
+                Complaint.u4.in_(units[i : i + 500]),
+                Complaint.category.in_(categories),
+                Complaint.received_day >= first,
+                Complaint.received_day <= last,
+            )
+            .group_by(Complaint.u4, Complaint.category, Complaint.received_day)
+        )
+        if at_least > 1:
+            query = query.having(func.count() >= at_least)
+        for u4, cat, day, n, u1, u2, u3 in (await session.execute(query)).all():
+            out[(u4, cat, day)] = (n, (u1, u2, u3))
+    return out
 
 
 async def _store(session: AsyncSession, found: dict[str, dict[str, Any]], now: datetime) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -226,7 +226,14 @@ def _case_filed_known(records: Sequence[Any], case_filed: dict[str, datetime | N
 
 
 def _lock_key(uscc: str, month: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"surge|{uscc}|{month}".encode()).digest()[:8], "big", signed=True)
+    """The advisory lock guarding the count of (USCC, month): one of SURGE_LOCKS, so that a batch touching
+    thousands of keys takes a bounded number of locks (PostgreSQL's lock table is small)."""
+    digest = hashlib.sha256(f"surge|{uscc}|{month}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") % SURGE_LOCKS
+
+
+SURGE_LOCKS = 1024
+_LOCK_CLASS = 12315  # the first half of the two-part advisory lock key: the surge counts' own space
 
 
 async def _surges(session: AsyncSession, records: Sequence[Any]) -> list[Finding]:
@@ -239,27 +246,37 @@ async def _surges(session: AsyncSession, records: Sequence[Any]) -> list[Finding
         return []
     if session.get_bind().dialect.name == "postgresql":
         # Two transactions each adding a 5th record would each count 4 under READ COMMITTED and neither
-        # would flag; a lock per (USCC, month), taken in one sorted order, serialises just those counts.
+        # would flag; locks over (USCC, month), taken in one sorted order, serialise those counts.
         await session.execute(
-            text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
-            {"keys": sorted({_lock_key(u, m) for u, m in keys})},
+            text("SELECT pg_advisory_xact_lock(:cls, k) FROM unnest(CAST(:keys AS int[])) AS k"),
+            {"cls": _LOCK_CLASS, "keys": sorted({_lock_key(u, m) for u, m in keys})},
         )
     # Per month, the batch's USCCs on the (respondent_uscc, received_day) index: the rows read are those of
     # the keys the batch touches, not the table's (a year-long bulk load touches every month of many USCCs).
+    # Counted first: only the keys that reach a surge need their records.
     by_month: dict[str, list[str]] = defaultdict(list)
     for uscc, month in sorted(keys):
         by_month[month].append(uscc)
     by_key: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for month, usccs in by_month.items():
         start, end = month_window(month)
+        within = (
+            Complaint.received_day >= start.date(), Complaint.received_day < end.date(),
+            Complaint.kind.in_(SURGE_KINDS),
+        )
+        surging: list[str] = []
         for chunk in _chunks(usccs):
+            counted = await session.execute(
+                select(Complaint.respondent_uscc)
+                .where(Complaint.respondent_uscc.in_(chunk), *within)
+                .group_by(Complaint.respondent_uscc)
+                .having(func.count() >= SURGE_MEDIUM)
+            )
+            surging += counted.scalars().all()
+        for chunk in _chunks(surging):
             rows = await session.execute(
-                select(Complaint.id, Complaint.respondent_uscc, Complaint.received_day, *_unit_columns()).where(
-                    Complaint.respondent_uscc.in_(chunk),
-                    Complaint.received_day >= start.date(),
-                    Complaint.received_day < end.date(),
-                    Complaint.kind.in_(SURGE_KINDS),
-                )
+                select(Complaint.id, Complaint.respondent_uscc, Complaint.received_day, *_unit_columns())
+                .where(Complaint.respondent_uscc.in_(chunk), *within)
             )
             for row in rows.all():
                 by_key[(row.respondent_uscc, month)].append(row)
@@ -285,12 +302,15 @@ async def _store_findings(session: AsyncSession, findings: list[Finding], now: d
             by_id[f.flag_id] = f
     if not by_id:
         return
-    stored: dict[str, FlagRow] = {}
+    flags = FlagRow.__table__
+    stored: dict[str, Any] = {}
     for chunk in _chunks(list(by_id)):
-        found = await session.execute(select(FlagRow).where(FlagRow.flag_id.in_(chunk)))
-        stored.update({f.flag_id: f for f in found.scalars()})
+        found = await session.execute(select(*flags.columns).where(flags.c.flag_id.in_(chunk)))
+        stored.update({f.flag_id: f for f in found.all()})
 
     new_rows: list[dict[str, Any]] = []
+    changed: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)  # by the columns that change
+    payloads: list[dict[str, Any]] = []
     for fid, f in by_id.items():
         ancestors = issuing_unit(f.units)
         issued_by = _deepest(ancestors) or f.units[0][0] or ""
@@ -314,13 +334,22 @@ async def _store_findings(session: AsyncSession, findings: list[Finding], now: d
         if not changes:
             continue
         changes["updated_at"] = now
-        await session.execute(update(FlagRow).where(FlagRow.flag_id == fid).values(**changes))
+        changed[tuple(sorted(changes))].append({"_fid": fid, **changes})
         # The payload follows the finding until the first delivery attempt freezes it.
-        merged = {c.name: getattr(old, c.name) for c in FlagRow.__table__.columns} | changes
+        payloads.append({"_key": fid, "_payload": flag_payload(old._asdict() | changes)})
+    # Every change in a few statements (one per set of changed columns), not two round trips per flag.
+    for columns, rows in changed.items():
         await session.execute(
-            update(OutboxItem)
-            .where(OutboxItem.system == CREDIT, OutboxItem.key == fid, OutboxItem.first_attempt_at.is_(None))
-            .values(payload=flag_payload(merged))
+            update(flags).where(flags.c.flag_id == bindparam("_fid")).values({c: bindparam(c) for c in columns}),
+            rows,
+        )
+    if payloads:
+        outbox = OutboxItem.__table__
+        await session.execute(
+            update(outbox)
+            .where(outbox.c.system == CREDIT, outbox.c.key == bindparam("_key"), outbox.c.first_attempt_at.is_(None))
+            .values(payload=bindparam("_payload")),
+            payloads,
         )
     if new_rows:
         await session.execute(_insert(session, FlagRow).on_conflict_do_nothing(), new_rows)

@@ -1,6 +1,8 @@
 """`gateway import`: stream a JSON Lines file (optionally gzipped) into the store in batches.
 
-A bad line is reported by line number and reason and skipped; nothing valid is lost because of it.
+A bad line is reported by line number and reason and skipped; nothing valid is lost because of it. Lines are
+read in blocks, decoded by worker processes (`gateway.ingest.workers`) and stored block by block, in order,
+by this process (`gateway.ingest.store.store_chunk`): new records by COPY, known ones by the per-record path.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import gzip
 import json
 import sys
 import zlib
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,14 +21,17 @@ from typing import IO, Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tqdm import tqdm
 
-from gateway.complaints.records import ComplaintIn
 from gateway.core.db import transaction
 from gateway.core.observability import INGESTED
+from gateway.core.settings import get_settings
 from gateway.flags.alerts import deferred_alerts
-from gateway.ingest.store import Rejection, upsert_records, validate_raw
-from gateway.units.tree import load_units
+from gateway.ingest.pipeline import Chunk, Decoding, make_context
+from gateway.ingest.store import Rejection, store_chunk
+from gateway.ingest.workers import Decoders
+from gateway.reports.facts import configured, ensure_current
+from gateway.units.tree import UnitIndex, load_units
 
-BATCH = 1000
+BLOCK = 4 << 20  # bytes of lines decoded and stored together (about 4,000 records, one transaction)
 
 
 class UnreadableFile(Exception):
@@ -57,11 +63,26 @@ def _open(path: Path) -> IO[bytes]:
     return raw
 
 
-def _lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    try:
-        yield from enumerate(stream, start=1)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise UnreadableFile(f"file stopped being readable: {exc}") from None
+def _blocks(stream: IO[bytes], size: int) -> Iterator[tuple[int, bytes]]:
+    """(number of the first line, whole lines of about `size` bytes); the last may lack its newline."""
+    rest, line = b"", 1
+    while True:
+        try:
+            data = stream.read(size)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise UnreadableFile(f"file stopped being readable: {exc}") from None
+        if not data:
+            if rest:
+                yield line, rest
+            return
+        data = rest + data if rest else data
+        cut = data.rfind(b"\n") + 1
+        if not cut:  # a line longer than `size`: read on
+            rest = data
+            continue
+        block, rest = data[:cut], data[cut:]
+        yield line, block
+        line += block.count(b"\n")
 
 
 async def import_file(
@@ -69,10 +90,20 @@ async def import_file(
     path: Path,
     rejects: IO[str] | None = None,
     progress: bool = True,
-    batch_size: int = BATCH,
+    decoders: Decoders | None = None,
+    block_size: int = BLOCK,
 ) -> ImportReport:
-    async with deferred_alerts(sessionmaker):
-        return await _import(sessionmaker, path, rejects, progress, batch_size)
+    """Store every valid line of `path` (JSON Lines, optionally gzipped), in one transaction per block of
+    lines; report each bad line (stderr, and `rejects` as JSON Lines). `decoders`: worker processes to decode
+    in (default: decode in this process). Raises UnreadableFile when the file cannot be read."""
+    own = decoders is None
+    decoders = decoders or Decoders(0)
+    try:
+        async with deferred_alerts(sessionmaker):
+            return await _import(sessionmaker, path, rejects, progress, decoders, block_size)
+    finally:
+        if own:
+            decoders.close()
 
 
 async def _import(
@@ -80,75 +111,69 @@ async def _import(
     path: Path,
     rejects: IO[str] | None,
     progress: bool,
-    batch_size: int,
+    decoders: Decoders,
+    block_size: int,
 ) -> ImportReport:
     report = ImportReport()
-    async with sessionmaker() as session:
-        units = await load_units(session)
+    units = await prepare(sessionmaker, decoders)
     size = path.stat().st_size if path.exists() else None
     with _open(path) as stream, tqdm(
         total=size, unit="B", unit_scale=True, desc=path.name, file=sys.stderr, disable=not progress
     ) as bar:
         raw_file: Any = getattr(stream, "fileobj", None) or stream
-        batch: list[ComplaintIn] = []
-        writing: asyncio.Task[None] | None = None
         last_pos = 0
 
-        async def write(records: list[ComplaintIn]) -> None:
-            async with transaction(sessionmaker) as session:
-                result = await upsert_records(session, records, units)
-            report.stored += len(records)
-            INGESTED.labels("import", "stored").inc(len(records))
-            report.inserted += result.inserted
-            report.updated += result.updated
-            report.unchanged += result.unchanged
-
-        async def hand_over() -> None:
-            """Start writing the batch while the next one is parsed: the database works on one core
-            while validation runs on the other. Batches are written in order, one at a time."""
-            nonlocal batch, writing, last_pos
-            if writing is not None:
-                await writing
-                writing = None
-            if batch:
-                writing = asyncio.create_task(write(batch))
-                batch = []
-            pos = raw_file.tell()
+        async def write(decoding: asyncio.Future[Chunk], pos: int) -> None:
+            nonlocal last_pos
+            chunk = await decoding
+            report.lines = chunk.lines
+            for (number, rid, reason), (start, stop) in zip(chunk.rejected, chunk.rejected_spans, strict=True):
+                report.rejected.append(Rejection(number, rid, reason))
+                INGESTED.labels("import", "rejected").inc()
+                bar.write(f"line {number}: {reason}", file=sys.stderr)
+                if rejects is not None:
+                    raw = chunk.source[start:stop].decode("utf-8", "replace")
+                    rejects.write(
+                        json.dumps({"line": number, "id": rid, "reason": reason, "raw": raw}, ensure_ascii=False)
+                        + "\n"
+                    )
+            if chunk.metas:
+                async with transaction(sessionmaker) as session:
+                    result = await store_chunk(session, chunk, units)
+                report.stored += len(chunk.metas)
+                INGESTED.labels("import", "stored").inc(len(chunk.metas))
+                report.inserted += result.inserted
+                report.updated += result.updated
+                report.unchanged += result.unchanged
             bar.update(pos - last_pos)
             last_pos = pos
 
-        for number, line in _lines(stream):
-            report.lines = number
-            if number % 100 == 0:
-                await asyncio.sleep(0)  # let the writer move on between its statements
-            if not line.strip():
-                continue
-            try:
-                batch.append(validate_raw(line, units))
-            except ValueError as exc:
-                rejection = Rejection(number, _guess_id(line), str(exc))
-                report.rejected.append(rejection)
-                INGESTED.labels("import", "rejected").inc()
-                bar.write(f"line {number}: {rejection.reason}", file=sys.stderr)
-                if rejects is not None:
-                    rejects.write(
-                        json.dumps(
-                            {"line": number, "id": rejection.id, "reason": rejection.reason,
-                             "raw": line.decode("utf-8", "replace").rstrip("\n")},
-                            ensure_ascii=False,
-                        ) + "\n"
-                    )
-            if len(batch) >= batch_size:
-                await hand_over()
-        await hand_over()
-        await hand_over()
+        # Blocks are decoded ahead (by the workers) while the one before is written; written in order.
+        ahead: deque[tuple[asyncio.Future[Chunk], int]] = deque()
+        try:
+            for first, block in _blocks(stream, block_size):
+                ahead.append((decoders.block(first, block), raw_file.tell()))
+                if len(ahead) > 2 * decoders.workers:
+                    await write(*ahead.popleft())
+            while ahead:
+                await write(*ahead.popleft())
+        finally:
+            for decoding, _ in ahead:
+                decoding.cancel()
     return report
 
 
-def _guess_id(line: bytes) -> str | None:
-    try:
-        value = json.loads(line)
-    except ValueError:
-        return None
-    rid = value.get("id") if isinstance(value, dict) else None
-    return rid if isinstance(rid, str) else None
+async def prepare(sessionmaker: async_sessionmaker[AsyncSession], decoders: Decoders) -> UnitIndex:
+    """Load the unit tree, bring stored KPI facts up to the configuration (the workers derive new records'
+    facts with it) and set up `decoders`; returns the units."""
+    settings = get_settings()
+    config = configured()
+    async with transaction(sessionmaker) as session:
+        units = await load_units(session)
+        await ensure_current(session, config)
+        postgresql = session.get_bind().dialect.name == "postgresql"
+    decoders.use(
+        Decoding(units, config, postgresql),
+        make_context(units, config, settings.holidays_file, settings.policy_file, postgresql),
+    )
+    return units

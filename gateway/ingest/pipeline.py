@@ -112,6 +112,7 @@ class Chunk:
 
     lines: int = 0  # the number of the block's last line (0 for items)
     rejected: list[tuple[int, str | None, str]] = field(default_factory=list)  # (position, id, reason)
+    rejected_spans: list[tuple[int, int]] = field(default_factory=list)  # each rejected line's bytes in the block
     metas: list[RecordMeta] = field(default_factory=list)
     spans: list[tuple[int, int]] = field(default_factory=list)  # each accepted record's bytes in the block
     # table -> (rows, offsets): rows as COPY text (bytes) or a list of tuples; record i's rows are
@@ -241,6 +242,7 @@ def decode_block(context: Decoding | Context | bytes, first_line: int, block: by
                 d = validate(line, units)
             except ValueError as exc:
                 out.chunk.rejected.append((number, guess_id(line), str(exc)))
+                out.chunk.rejected_spans.append((start, stop))
             else:
                 out.add(number, d, units)
                 out.chunk.spans.append((start, stop))

@@ -124,8 +124,10 @@ class BaseConnector:
         body: Any = None,
         idempotency_key: str | None = None,
         none_on_404: bool = False,
+        raw: bool = False,
     ) -> T | None:
-        """One logical call: attempts, waits and bookkeeping. Returns `parse(json)` (None on 404 if asked)."""
+        """One logical call: attempts, waits and bookkeeping. Returns `parse(json)` (None on 404 if asked);
+        `raw`: `parse(body bytes)`, which raises ValueError for a body that is not JSON."""
         if not self.configured:
             metrics.REQUESTS.labels(self.system, operation, metrics.NOT_CONFIGURED).inc()
             raise UpstreamNotConfigured(self.system, "no URL configured for this system")
@@ -149,7 +151,7 @@ class BaseConnector:
         failed = True
         try:
             result: T | None = await self._retrying(deadline)(
-                self._attempt, method, path, params, content, headers, parse, deadline, none_on_404
+                self._attempt, method, path, params, content, headers, parse, deadline, none_on_404, raw
             )
             outcome, failed = metrics.OK, False
             return result
@@ -217,6 +219,7 @@ class BaseConnector:
         parse: Callable[[Any], T],
         deadline: float,
         none_on_404: bool,
+        raw: bool = False,
     ) -> T | None:
         timeout = min(self.config.timeout_s, deadline - time.monotonic())
         if timeout <= 0:
@@ -232,17 +235,21 @@ class BaseConnector:
             raise _Transient(f"{type(exc).__name__}: {exc or 'connection failed'}") from None
         except httpx.HTTPError as exc:  # e.g. a body that does not decode as its Content-Encoding says
             raise UpstreamError(self.system, f"unreadable answer: {type(exc).__name__}: {exc}") from None
-        return self._interpret(resp, parse, none_on_404)
+        return self._interpret(resp, parse, none_on_404, raw)
 
-    def _interpret(self, resp: httpx.Response, parse: Callable[[Any], T], none_on_404: bool) -> T | None:
+    def _interpret(
+        self, resp: httpx.Response, parse: Callable[[Any], T], none_on_404: bool, raw: bool = False
+    ) -> T | None:
         status = resp.status_code
         if 200 <= status < 300:
             try:
-                data = json.loads(resp.content)
+                data = resp.content if raw else json.loads(resp.content)
             except ValueError:
                 raise UpstreamError(self.system, f"HTTP {status} body is not JSON", status=status) from None
             try:
                 return parse(data)
+            except NotJson:
+                raise UpstreamError(self.system, f"HTTP {status} body is not JSON", status=status) from None
             except Exception as exc:  # noqa: BLE001 - any failure to read a 2xx body is a contract break
                 detail = _describe(exc)
                 raise UpstreamError(
@@ -276,6 +283,10 @@ class BaseConnector:
                 raise r  # the first failed batch; the others finished (no half-cancelled requests)
             out.extend(r)
         return out
+
+
+class NotJson(ValueError):
+    """Raised by a `raw` parser for a body that is not JSON at all."""
 
 
 def _describe(exc: Exception) -> str:

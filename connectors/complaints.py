@@ -2,12 +2,38 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from connectors.base import BaseConnector
+import msgspec
+
+from connectors.base import BaseConnector, NotJson
 from connectors.models import ChangesPage
 
 MAX_PAGE = 1000
+
+
+class _RawPage(msgspec.Struct):
+    items: list[msgspec.Raw]
+    next_cursor: str
+    has_more: bool
+
+
+_read_raw_page = msgspec.json.Decoder(_RawPage).decode
+
+
+def _raw_page(body: bytes) -> ChangesPage:
+    try:
+        page = _read_raw_page(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise NotJson from None
+        return ChangesPage.model_validate(data)
+    return ChangesPage.model_construct(
+        items=[bytes(item) for item in page.items], next_cursor=page.next_cursor, has_more=page.has_more
+    )
 
 
 def _record(data: Any) -> dict[str, Any]:
@@ -28,6 +54,21 @@ class ComplaintsConnector(BaseConnector):
             params["cursor"] = cursor
         page = await self._call(
             "changes", "GET", "/api/v1/complaints/changes", ChangesPage.model_validate, params=params
+        )
+        assert page is not None
+        return page
+
+    async def changes_raw(self, cursor: str | None = None, limit: int = MAX_PAGE) -> ChangesPage:
+        """`changes`, with each item left as its JSON text (bytes) for the caller to decode: bulk syncs decode
+        records where they validate them. A page that only a lenient parser reads (numbers like NaN) comes
+        back decoded, as `changes` gives it."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be 1..{MAX_PAGE}")
+        params = {"limit": str(limit)}
+        if cursor:
+            params["cursor"] = cursor
+        page = await self._call(
+            "changes", "GET", "/api/v1/complaints/changes", _raw_page, params=params, raw=True
         )
         assert page is not None
         return page

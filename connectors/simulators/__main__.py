@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import json
 import signal
 import sys
 import threading
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from connectors.simulators import complaints, credit, emergency, enforcement
 from connectors.simulators.base import Faults
@@ -37,7 +40,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of generated data and of random faults")
     data = p.add_argument_group("data")
     data.add_argument("--records", type=int, default=1000, help="complaint records to generate (default 1000)")
-    data.add_argument("--records-file", type=Path, help="load complaint records from a JSONL file instead")
+    data.add_argument("--records-file", type=Path, help="load complaint records from a JSONL file (optionally "
+                      ".gz) instead")
     data.add_argument("--units-csv", type=Path, help="org-unit CSV (records.md): records are handled by its "
                       "level 4-5 units; default: a small built-in Sichuan tree")
     data.add_argument("--advance-s", type=float, help="emergency: move incidents one status on every N seconds")
@@ -68,7 +72,7 @@ def faults_from(args: argparse.Namespace) -> Faults:
 
 def load_records(args: argparse.Namespace) -> list[dict[str, Any]]:
     if args.records_file:
-        with args.records_file.open(encoding="utf-8") as fh:
+        with _open_lines(args.records_file) as fh:
             return [json.loads(line) for line in fh if line.strip()]
     units = sample_handling_units()
     if args.units_csv:
@@ -78,9 +82,37 @@ def load_records(args: argparse.Namespace) -> list[dict[str, Any]]:
     return generate_records(args.records, units, args.seed)
 
 
+def _open_lines(path: Path) -> Any:
+    return gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
+
+
+class _Id(msgspec.Struct):
+    id: Any = None
+
+
+def load_feed(path: Path) -> complaints.Feed:
+    """A JSON Lines file (optionally gzipped) as the feed, each line kept as it is: a million records cost
+    their bytes, not a million dicts."""
+    feed = complaints.Feed()
+    read_id = msgspec.json.Decoder(_Id).decode
+    with _open_lines(path) as fh:
+        for line in fh:
+            body = line.strip()
+            if not body:
+                continue
+            try:
+                rid = read_id(body).id
+            except msgspec.MsgspecError:
+                rid = None
+            feed.put_json(rid, body)
+    return feed
+
+
 def build(system: str, args: argparse.Namespace, records: list[dict[str, Any]]) -> Any:
     common: dict[str, Any] = {"token": args.token, "faults": faults_from(args), "seed": args.seed}
     if system == "complaints":
+        if args.records_file and system == args.system:  # the feed alone: the file's lines as they are
+            return complaints.create_app(feed=load_feed(args.records_file), **common)
         return complaints.create_app(records, **common)
     if system == "enforcement":
         return enforcement.create_app(cases_from_records(records, args.seed), **common)
@@ -92,7 +124,7 @@ def build(system: str, args: argparse.Namespace, records: list[dict[str, Any]]) 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     systems = SYSTEMS if args.system == "all" else (args.system,)
-    needs_records = any(s in ("complaints", "enforcement") for s in systems)
+    needs_records = "enforcement" in systems or (args.system == "complaints" and not args.records_file)
     records = load_records(args) if needs_records else []
     servers = []
     for i, system in enumerate(systems):

@@ -92,20 +92,22 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError("GATEWAY_COMPLAINTS_URL is not set: there is no complaint platform to sync from")
     if not 1 <= args.limit <= PAGE_SIZE:
         raise CommandError(f"--limit must be 1..{PAGE_SIZE}")
+    decoders = Decoders(default_workers())  # forked before this process opens connections or starts threads
     engine, sm = await open_store(settings)
     connector = ComplaintsConnector(config)
     try:
         if args.once:
             try:
-                report = await sync_until_caught_up(sm, connector, limit=args.limit)
+                report = await sync_until_caught_up(sm, connector, limit=args.limit, decoders=decoders)
             except UpstreamFailure as exc:
                 raise CommandError(f"{exc.code}: {exc}") from None
             except NoUnits as exc:
                 raise CommandError(str(exc)) from None
             print(f"{report.summary()}; {report.stored / max(report.seconds, 1e-9):.0f} records/s")
         else:
-            await run_forever(sm, connector, interval_s=args.interval, limit=args.limit)
+            await run_forever(sm, connector, interval_s=args.interval, limit=args.limit, decoders=decoders)
     finally:
+        decoders.close()
         await connector.aclose()
         await engine.dispose()
     return 0

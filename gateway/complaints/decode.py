@@ -211,7 +211,9 @@ def _checked(raw: _Record) -> Decoded:
                 raise Refused
             d.respondent_uscc, d.respondent_name = resp.uscc, resp.name
         person = raw.complainant
-        if (person.name is not None and len(person.name) > 200) or (person.phone is not None and len(person.phone) > 40):
+        if person.name is not None and len(person.name) > 200:
+            raise Refused
+        if person.phone is not None and len(person.phone) > 40:
             raise Refused
         d.complainant_name, d.complainant_phone, d.real_name = person.name, person.phone, person.real_name
         if len(raw.summary) > 4000:

@@ -251,13 +251,54 @@ async def _surges(session: AsyncSession, records: Sequence[Any]) -> list[Finding
             text("SELECT pg_advisory_xact_lock(:cls, k) FROM unnest(CAST(:keys AS int[])) AS k"),
             {"cls": _LOCK_CLASS, "keys": sorted({_lock_key(u, m) for u, m in keys})},
         )
-    # Per month, the batch's USCCs on the (respondent_uscc, received_day) index: the rows read are those of
-    # the keys the batch touches, not the table's (a year-long bulk load touches every month of many USCCs).
-    # Counted first: only the keys that reach a surge need their records.
+    by_key: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    if session.get_bind().dialect.name == "postgresql":
+        for row in await _surging_pg(session, sorted(keys)):
+            by_key[(row.respondent_uscc, row.month)].append(row)
+    else:
+        await _surging(session, keys, by_key)
+    out = []
+    for (uscc, month), matching in by_key.items():
+        severity = surge_severity(len(matching))
+        if severity:
+            start, end = month_window(month)
+            ids = sorted(r.id for r in matching)
+            out.append(Finding(SURGE, uscc, month, severity, ids, start, end, [_units_of(r) for r in matching]))
+    return out
+
+
+async def _surging_pg(session: AsyncSession, keys: list[tuple[str, str]]) -> list[Any]:
+    """The records of every (USCC, month) of `keys` that has SURGE_MEDIUM or more, in one statement: each key
+    an index range scan on (respondent_uscc, received_day), counted where the rows are."""
+    windows = [month_window(month) for _, month in keys]
+    rows = await session.execute(
+        text(
+            "SELECT respondent_uscc, month, id, u1, u2, u3, u4, u5 FROM ("
+            " SELECT c.respondent_uscc, k.month, c.id, c.u1, c.u2, c.u3, c.u4, c.u5,"
+            " count(*) OVER (PARTITION BY k.uscc, k.month) AS n"
+            " FROM unnest(CAST(:usccs AS text[]), CAST(:months AS text[]), CAST(:firsts AS date[]),"
+            " CAST(:ends AS date[])) AS k(uscc, month, first_day, end_day)"
+            " JOIN complaints c ON c.respondent_uscc = k.uscc AND c.received_day >= k.first_day"
+            " AND c.received_day < k.end_day AND c.kind = ANY(CAST(:kinds AS text[]))"
+            ") counted WHERE n >= :medium"
+        ),
+        {
+            "usccs": [u for u, _ in keys], "months": [m for _, m in keys],
+            "firsts": [w[0].date() for w in windows], "ends": [w[1].date() for w in windows],
+            "kinds": list(SURGE_KINDS), "medium": SURGE_MEDIUM,
+        },
+    )
+    return list(rows.all())
+
+
+async def _surging(
+    session: AsyncSession, keys: set[tuple[str, str]], by_key: dict[tuple[str, str], list[Any]]
+) -> None:
+    """`_surging_pg` in portable SQL: per month, the batch's USCCs on the (respondent_uscc, received_day)
+    index, counted first; only the keys that reach a surge need their records."""
     by_month: dict[str, list[str]] = defaultdict(list)
     for uscc, month in sorted(keys):
         by_month[month].append(uscc)
-    by_key: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for month, usccs in by_month.items():
         start, end = month_window(month)
         within = (
@@ -275,19 +316,11 @@ async def _surges(session: AsyncSession, records: Sequence[Any]) -> list[Finding
             surging += counted.scalars().all()
         for chunk in _chunks(surging):
             rows = await session.execute(
-                select(Complaint.id, Complaint.respondent_uscc, Complaint.received_day, *_unit_columns())
+                select(Complaint.id, Complaint.respondent_uscc, *_unit_columns())
                 .where(Complaint.respondent_uscc.in_(chunk), *within)
             )
             for row in rows.all():
                 by_key[(row.respondent_uscc, month)].append(row)
-    out = []
-    for (uscc, month), matching in by_key.items():
-        severity = surge_severity(len(matching))
-        if severity:
-            start, end = month_window(month)
-            ids = sorted(r.id for r in matching)
-            out.append(Finding(SURGE, uscc, month, severity, ids, start, end, [_units_of(r) for r in matching]))
-    return out
 
 
 def _unit_columns() -> tuple[Any, ...]:

@@ -23,13 +23,10 @@ from tqdm import tqdm
 
 from gateway.core.db import transaction
 from gateway.core.observability import INGESTED
-from gateway.core.settings import get_settings
 from gateway.flags.alerts import deferred_alerts
-from gateway.ingest.pipeline import Chunk, Decoding, make_context
-from gateway.ingest.store import Rejection, store_chunk
+from gateway.ingest.pipeline import Chunk
+from gateway.ingest.store import Rejection, prepare_decoders, store_chunk
 from gateway.ingest.workers import Decoders
-from gateway.reports.facts import configured, ensure_current
-from gateway.units.tree import UnitIndex, load_units
 
 BLOCK = 4 << 20  # bytes of lines decoded and stored together (about 4,000 records, one transaction)
 
@@ -115,7 +112,7 @@ async def _import(
     block_size: int,
 ) -> ImportReport:
     report = ImportReport()
-    units = await prepare(sessionmaker, decoders)
+    units = await prepare_decoders(sessionmaker, decoders)
     size = path.stat().st_size if path.exists() else None
     with _open(path) as stream, tqdm(
         total=size, unit="B", unit_scale=True, desc=path.name, file=sys.stderr, disable=not progress
@@ -161,19 +158,3 @@ async def _import(
             for decoding, _ in ahead:
                 decoding.cancel()
     return report
-
-
-async def prepare(sessionmaker: async_sessionmaker[AsyncSession], decoders: Decoders) -> UnitIndex:
-    """Load the unit tree, bring stored KPI facts up to the configuration (the workers derive new records'
-    facts with it) and set up `decoders`; returns the units."""
-    settings = get_settings()
-    config = configured()
-    async with transaction(sessionmaker) as session:
-        units = await load_units(session)
-        await ensure_current(session, config)
-        postgresql = session.get_bind().dialect.name == "postgresql"
-    decoders.use(
-        Decoding(units, config, postgresql),
-        make_context(units, config, settings.holidays_file, settings.policy_file, postgresql),
-    )
-    return units

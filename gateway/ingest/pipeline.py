@@ -321,7 +321,9 @@ class _Builder:
                 d.real_name, d.summary, d.amount_cents, d.recovered_cents, d.digest, self.now, self.now,
             )],
             "complainants": [(d.id, d.complainant_name, d.complainant_phone)],
-            "events": [(eid, d.id, seq, type_, at, unit, data) for seq, (eid, type_, at, unit, data) in enumerate(ordered)],
+            "events": [
+                (eid, d.id, seq, type_, at, unit, data) for seq, (eid, type_, at, unit, data) in enumerate(ordered)
+            ],
             "kpi_record_facts": [facts[0]] if facts[0] else [],
             "kpi_obligation_facts": facts[1],
             "kpi_callback_facts": facts[2],
@@ -339,8 +341,8 @@ class _Builder:
         texts = [
             f"{rid}\t{d.kind}\t{d.channel}\t{d.hotline or N}\t{d.urgency}\t{d.category}\t{received}\t{day}\t"
             f"{d.handling_unit}\t{u1}\t{u2}\t{u3}\t{u4}\t{u5}\t{d.region_code or N}\t{d.respondent_uscc or N}\t"
-            f"{_text(d.respondent_name)}\t{'t' if d.real_name else 'f'}\t{_text(d.summary)}\t{_number(d.amount_cents)}\t"
-            f"{_number(d.recovered_cents)}\t{d.digest}\t{self.now_text}\t{self.now_text}\n",
+            f"{_text(d.respondent_name)}\t{'t' if d.real_name else 'f'}\t{_text(d.summary)}\t"
+            f"{_number(d.amount_cents)}\t{_number(d.recovered_cents)}\t{d.digest}\t{self.now_text}\t{self.now_text}\n",
             f"{rid}\t{_text(d.complainant_name)}\t{_text(d.complainant_phone)}\n",
             "".join([
                 f"{_text(eid)}\t{rid}\t{seq}\t{type_}\t{iso[at]}\t{unit or N}\t{_json(data)}\n"

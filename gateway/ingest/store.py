@@ -15,14 +15,17 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import ARRAY, String, any_, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.complaints.decode import from_model
 from gateway.complaints.models import Complainant, Complaint, Event
 from gateway.complaints.records import ComplaintIn, EventIn, money_to_cents
 from gateway.core.bulk import bulk_insert_ignoring_duplicates, copy_text_ignoring_duplicates, insert_ignoring_duplicates
+from gateway.core.db import transaction
+from gateway.core.settings import get_settings
 from gateway.flags.rules import raise_flags, raise_flags_for
-from gateway.ingest.pipeline import TABLES, Chunk, Decoding, decode_items, validate_raw
+from gateway.ingest.pipeline import TABLES, Chunk, Decoding, decode_items, make_context, validate_raw
+from gateway.ingest.workers import Decoders
 from gateway.reports.facts import (
     RELEVANT_EVENTS,
     KpiCallbackFact,
@@ -78,6 +81,22 @@ async def ingest_raw(
     result.rejected = [Rejection(i, rid, reason) for i, rid, reason in chunk.rejected]
     result.inserted, result.updated, result.unchanged = upserted.inserted, upserted.updated, upserted.unchanged
     return result
+
+
+async def prepare_decoders(sessionmaker: async_sessionmaker[AsyncSession], decoders: Decoders) -> UnitIndex:
+    """Set up `decoders` for a bulk load: the unit tree, and the KPI configuration the stored facts are
+    brought up to first (the decoders derive new records' facts with it). Returns the units."""
+    settings = get_settings()
+    config = configured()
+    async with transaction(sessionmaker) as session:
+        units = await load_units(session)
+        await ensure_current(session, config)
+        postgresql = is_postgresql(session)
+    decoders.use(
+        Decoding(units, config, postgresql),
+        make_context(units, config, settings.holidays_file, settings.policy_file, postgresql),
+    )
+    return units
 
 
 def is_postgresql(session: AsyncSession) -> bool:
@@ -168,23 +187,28 @@ async def _insert_new(session: AsyncSession, chunk: Chunk, selected: list[int]) 
             if picked:
                 columns = TABLES[table]
                 await session.execute(
-                    insert_ignoring_duplicates(session, _MODELS[table]), [dict(zip(columns, r, strict=True)) for r in picked]
+                    insert_ignoring_duplicates(session, _MODELS[table]),
+                    [dict(zip(columns, r, strict=True)) for r in picked],
                 )
         return True
     conn = await session.connection()
     raw = (await conn.get_raw_connection()).driver_connection
     assert raw is not None
+    parts: dict[str, list[memoryview]] = {}
     for table, (data, offsets) in chunk.tables.items():
         view = memoryview(data)
-        parts = [view] if everything else [view[offsets[i]:offsets[i + 1]] for i in selected]
-        if table == "complaints":
-            try:
-                async with raw.transaction():  # a savepoint: undone alone if an id is taken
-                    await raw.copy_to_table(table, source=_parts(parts), columns=list(TABLES[table]), format="text")
-            except asyncpg.UniqueViolationError:
-                return False
-        else:
-            await copy_text_ignoring_duplicates(session, table, TABLES[table], parts)
+        parts[table] = [view] if everything else [view[offsets[i]:offsets[i + 1]] for i in selected]
+    try:
+        async with raw.transaction():  # one savepoint: undone as a whole if a key is taken
+            for table, table_parts in parts.items():
+                await raw.copy_to_table(table, source=_parts(table_parts), columns=list(TABLES[table]), format="text")
+        return True
+    except asyncpg.UniqueViolationError as exc:
+        if exc.table_name == "complaints":  # another writer stored one of these records meanwhile
+            return False
+    # An event id (or a facts key) is stored already: as `upsert_records` does, those rows are skipped.
+    for table, table_parts in parts.items():
+        await copy_text_ignoring_duplicates(session, table, TABLES[table], table_parts)
     return True
 
 

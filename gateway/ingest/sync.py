@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import Counter
 from sqlalchemy import select
@@ -26,8 +27,11 @@ from gateway.core.db import transaction
 from gateway.core.models import SyncState
 from gateway.core.state import get_state, set_state
 from gateway.flags.alerts import deferred_alerts
-from gateway.ingest.store import Rejection, ingest_raw
+from gateway.ingest.pipeline import Chunk
+from gateway.ingest.store import Rejection, ingest_raw, prepare_decoders, store_chunk
+from gateway.ingest.workers import Decoders
 from gateway.units.models import OrgUnit
+from gateway.units.tree import UnitIndex
 
 log = logging.getLogger(__name__)
 
@@ -71,10 +75,14 @@ async def read_cursor(sm: async_sessionmaker[AsyncSession]) -> str | None:
 
 
 async def store_page(
-    sm: async_sessionmaker[AsyncSession], expected_cursor: str | None, page: ChangesPage
+    sm: async_sessionmaker[AsyncSession],
+    expected_cursor: str | None,
+    page: ChangesPage,
+    chunk: Chunk | None = None,
+    units: UnitIndex | None = None,
 ) -> list[Rejection]:
     """Records and the next cursor in one transaction; CursorMoved if the stored cursor is not the one the
-    page was fetched with."""
+    page was fetched with. `chunk`: the page's items decoded already (`Decoders.items`), with `units`."""
     async with transaction(sm) as session:
         # FOR UPDATE (PostgreSQL) makes a concurrent sync wait here and then see the moved cursor.
         stored = (
@@ -82,12 +90,18 @@ async def store_page(
         ).scalar_one_or_none()
         if stored != expected_cursor:
             raise CursorMoved(f"cursor moved from {expected_cursor!r} to {stored!r}")
-        result = await ingest_raw(session, list(page.items))
+        if chunk is None or units is None:
+            result = await ingest_raw(session, list(page.items))
+            rejected, good = result.rejected, result.stored
+        else:
+            await store_chunk(session, chunk, units)
+            rejected = [Rejection(i, rid, reason) for i, rid, reason in chunk.rejected]
+            good = len(chunk.metas)
         if page.next_cursor != expected_cursor:
             await set_state(session, CURSOR, page.next_cursor)
-    SYNCED.labels("stored").inc(result.stored)
-    SYNCED.labels("rejected").inc(len(result.rejected))
-    return result.rejected
+    SYNCED.labels("stored").inc(good)
+    SYNCED.labels("rejected").inc(len(rejected))
+    return rejected
 
 
 async def sync_until_caught_up(
@@ -97,11 +111,21 @@ async def sync_until_caught_up(
     limit: int = PAGE_SIZE,
     on_reject: Callable[[Rejection], None] = report_rejection,
     after_page: Callable[[SyncReport], Awaitable[None] | None] | None = None,
+    decoders: Decoders | None = None,
 ) -> SyncReport:
     """Pull pages from the stored cursor until the feed says there is nothing more. Upstream failures
-    (UpstreamFailure) propagate; whatever was stored before them stays stored."""
-    async with deferred_alerts(sm):  # a catch-up is a bulk load: judge early warning once, at its end
-        return await _catch_up(sm, connector, limit=limit, on_reject=on_reject, after_page=after_page)
+    (UpstreamFailure) propagate; whatever was stored before them stays stored. `decoders`: worker processes
+    that decode the pages (default: decoded in this process)."""
+    own = decoders is None
+    decoders = decoders or Decoders(0)
+    try:
+        async with deferred_alerts(sm):  # a catch-up is a bulk load: judge early warning once, at its end
+            return await _catch_up(
+                sm, connector, limit=limit, on_reject=on_reject, after_page=after_page, decoders=decoders
+            )
+    finally:
+        if own:
+            decoders.close()
 
 
 async def _catch_up(
@@ -111,6 +135,7 @@ async def _catch_up(
     limit: int,
     on_reject: Callable[[Rejection], None],
     after_page: Callable[[SyncReport], Awaitable[None] | None] | None,
+    decoders: Decoders,
 ) -> SyncReport:
     report = SyncReport()
     started = time.monotonic()
@@ -118,18 +143,24 @@ async def _catch_up(
         if (await session.execute(select(OrgUnit.code).limit(1))).first() is None:
             raise NoUnits("no org units loaded: run `gateway import-units FILE.csv` first")
         cursor = await get_state(session, CURSOR)
-    page = await connector.changes(cursor, limit)
+    units = await prepare_decoders(sm, decoders)
+
+    async def fetch(after: str | None) -> tuple[ChangesPage, asyncio.Future[Chunk]]:
+        page = await connector.changes_raw(after, limit)
+        return page, decoders.items(page.items)  # decoding starts as soon as the page is here
+
+    page, decoding = await fetch(cursor)
     while True:
-        # Fetch the next page while this one is stored: the network and the database work overlap. The
-        # next page is only stored after this one committed, so the order of the feed is kept.
-        ahead = asyncio.ensure_future(connector.changes(page.next_cursor, limit)) if page.has_more else None
+        # Fetch (and decode) the next page while this one is stored: the network, the workers and the
+        # database work at once. The next page is only stored after this one committed: the feed's order.
+        ahead = asyncio.ensure_future(fetch(page.next_cursor)) if page.has_more else None
         try:
-            rejected = await store_page(sm, cursor, page)
+            rejected = await store_page(sm, cursor, page, await decoding, units)
         except CursorMoved as exc:
             await _discard(ahead)
             log.warning("sync: %s; continuing from the stored cursor", exc)
             cursor = await read_cursor(sm)
-            page = await connector.changes(cursor, limit)
+            page, decoding = await fetch(cursor)
             continue
         except BaseException:
             await _discard(ahead)
@@ -153,10 +184,10 @@ async def _catch_up(
             raise
         if ahead is None:
             return report
-        page = await ahead
+        page, decoding = await ahead
 
 
-async def _discard(task: asyncio.Future[ChangesPage] | None) -> None:
+async def _discard(task: asyncio.Future[Any] | None) -> None:
     if task is not None:
         task.cancel()
         try:
@@ -172,13 +203,14 @@ async def run_forever(
     interval_s: float = 5.0,
     limit: int = PAGE_SIZE,
     stop: asyncio.Event | None = None,
+    decoders: Decoders | None = None,
 ) -> None:
     """Keep following the feed: catch up, wait `interval_s`, again. An unavailable platform is logged and
     retried after the interval; nothing is lost, the cursor only moves with stored pages."""
     stop = stop or asyncio.Event()
     while not stop.is_set():
         try:
-            report = await sync_until_caught_up(sm, connector, limit=limit)
+            report = await sync_until_caught_up(sm, connector, limit=limit, decoders=decoders)
             if report.received:
                 print(f"gateway sync: {report.summary()}", file=sys.stderr)
         except UpstreamFailure as exc:

@@ -47,29 +47,22 @@ class ComplaintsConnector(BaseConnector):
 
     async def changes(self, cursor: str | None = None, limit: int = MAX_PAGE) -> ChangesPage:
         """Records changed after `cursor` (None: from the beginning), oldest change first."""
-        if not 1 <= limit <= MAX_PAGE:
-            raise ValueError(f"limit must be 1..{MAX_PAGE}")
-        params = {"limit": str(limit)}
-        if cursor:
-            params["cursor"] = cursor
-        page = await self._call(
-            "changes", "GET", "/api/v1/complaints/changes", ChangesPage.model_validate, params=params
-        )
-        assert page is not None
-        return page
+        return await self._changes(cursor, limit, raw=False)
 
     async def changes_raw(self, cursor: str | None = None, limit: int = MAX_PAGE) -> ChangesPage:
         """`changes`, with each item left as its JSON text (bytes) for the caller to decode: bulk syncs decode
         records where they validate them. A page that only a lenient parser reads (numbers like NaN) comes
         back decoded, as `changes` gives it."""
+        return await self._changes(cursor, limit, raw=True)
+
+    async def _changes(self, cursor: str | None, limit: int, raw: bool) -> ChangesPage:
         if not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be 1..{MAX_PAGE}")
         params = {"limit": str(limit)}
         if cursor:
             params["cursor"] = cursor
-        page = await self._call(
-            "changes", "GET", "/api/v1/complaints/changes", _raw_page, params=params, raw=True
-        )
+        parse = _raw_page if raw else ChangesPage.model_validate
+        page = await self._call("changes", "GET", "/api/v1/complaints/changes", parse, params=params, raw=raw)
         assert page is not None
         return page
 

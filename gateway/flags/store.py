@@ -8,8 +8,6 @@ that every retry sends the same body under the same Idempotency-Key. `list_flags
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -18,6 +16,7 @@ from sqlalchemy import JSON, Date, Float, Index, Integer, PrimaryKeyConstraint, 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from gateway.core.cursor import decode_cursor, encode_cursor
 from gateway.core.db import UTCDateTime
 from gateway.core.models import Base
 from gateway.units.jurisdiction import Jurisdiction
@@ -134,22 +133,6 @@ class FlagPage:
     items: list[FlagView]
     end_cursor: str | None
     has_next_page: bool
-
-
-def encode_cursor(updated_at: datetime, flag_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([updated_at.isoformat(), flag_id]).encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """ValueError on anything that is not a cursor this module made."""
-    try:
-        at, flag_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        when = datetime.fromisoformat(at)
-    except Exception:
-        raise ValueError("invalid cursor") from None
-    if when.tzinfo is None or not isinstance(flag_id, str):
-        raise ValueError("invalid cursor")
-    return when, flag_id
 
 
 async def list_flags(

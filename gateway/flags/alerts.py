@@ -42,7 +42,7 @@ from gateway.complaints.models import Complaint
 from gateway.core.bulk import insert_ignoring_duplicates
 from gateway.core.time import as_utc, shanghai_date
 from gateway.flags.metrics import count_on_commit
-from gateway.flags.store import AlertRow
+from gateway.flags.models import AlertRow
 from gateway.units.jurisdiction import Jurisdiction, jurisdiction_of
 
 WINDOW_DAYS = 28

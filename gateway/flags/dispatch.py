@@ -23,8 +23,8 @@ from connectors.models import ComplaintFlag, IncidentRequest
 from gateway.core.db import transaction
 from gateway.core.settings import Settings
 from gateway.core.upstreams import Upstreams
+from gateway.flags.models import CREDIT, DELIVERED, EMERGENCY, PENDING, FlagRow, OutboxItem
 from gateway.flags.outbox import DispatchConfig, Dispatcher, Sender
-from gateway.flags.store import CREDIT, DELIVERED, EMERGENCY, PENDING, FlagRow, OutboxItem
 
 log = logging.getLogger(__name__)
 

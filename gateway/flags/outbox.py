@@ -28,8 +28,7 @@ from gateway.core.bulk import insert_ignoring_duplicates
 from gateway.core.db import transaction
 from gateway.core.time import as_utc
 from gateway.flags.metrics import DELIVERIES, OUTBOX_OLDEST_AGE, OUTBOX_PENDING
-from gateway.flags.models import IncidentLink
-from gateway.flags.store import CREDIT, DELIVERED, EMERGENCY, FAILED, PENDING, OutboxItem
+from gateway.flags.models import CREDIT, DELIVERED, EMERGENCY, FAILED, PENDING, IncidentLink, OutboxItem
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from gateway.complaints.models import Complaint, Event
 from gateway.core.bulk import insert_ignoring_duplicates
 from gateway.core.time import SHANGHAI, as_utc, format_instant
 from gateway.flags.metrics import count_on_commit
-from gateway.flags.store import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem
+from gateway.flags.models import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem
 
 SURGE, CASE_FILED, CRITICAL_SAFETY = "COMPLAINT_SURGE", "CASE_FILED_FROM_REPORT", "CRITICAL_SAFETY"
 SURGE_MEDIUM, SURGE_HIGH = 5, 10  # records of one enterprise in one month

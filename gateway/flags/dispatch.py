@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def dispatch_config(settings: Settings) -> DispatchConfig:
+    """The dispatcher's tuning (`GATEWAY_DISPATCH_*`) from the settings."""
     return DispatchConfig(
         batch=settings.dispatch_batch,
         concurrency=settings.dispatch_concurrency,
@@ -41,6 +42,9 @@ def dispatch_config(settings: Settings) -> DispatchConfig:
 
 
 def credit_sender(credit: CreditConnector) -> Sender:
+    """A sender posting a frozen ComplaintFlag payload to the credit system under its key; the receipt as JSON.
+    ValueError for a payload the contract model refuses; the connector's UpstreamFailure otherwise.
+    """
     async def send(key: str, payload: dict[str, Any]) -> dict[str, Any]:
         receipt = await credit.post_flag(ComplaintFlag.model_validate(payload), idempotency_key=key)
         return receipt.model_dump(mode="json")
@@ -49,6 +53,9 @@ def credit_sender(credit: CreditConnector) -> Sender:
 
 
 def emergency_sender(emergency: EmergencyConnector) -> Sender:
+    """A sender creating an incident from a frozen payload under its key; the result as JSON. ValueError for a payload
+    the contract model refuses; the connector's UpstreamFailure otherwise.
+    """
     async def send(key: str, payload: dict[str, Any]) -> dict[str, Any]:
         result = await emergency.create_incident(IncidentRequest.model_validate(payload), idempotency_key=key)
         return result.model_dump(mode="json")
@@ -67,6 +74,9 @@ class Outbound:
 
     @classmethod
     def of(cls, upstreams: Upstreams) -> Outbound:
+        """Senders for the configured systems among `upstreams` (a warning is logged for each one not configured: its
+        items wait).
+        """
         out = cls(upstreams.credit, upstreams.emergency)
         if out.credit.configured:
             out.senders[CREDIT] = credit_sender(out.credit)
@@ -94,6 +104,7 @@ class BackgroundDispatcher:
         self.task = asyncio.create_task(self.dispatcher.run_forever(self.stop_event), name="outbox-dispatcher")
 
     async def stop(self) -> None:
+        """Let the current pass end (up to 10 s), then stop; the connectors stay open (their owner closes them)."""
         self.stop_event.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(self.task, timeout=10)

@@ -192,6 +192,10 @@ class Dispatcher:
     # ------------------------------------------------------------------------------------------- mark
 
     async def mark(self, system: str, results: list[_Result]) -> None:
+        """Record the outcomes of one batch of `system` in one transaction: delivered (receipt kept, incidents linked),
+        retried later (next attempt after a backoff; bad credentials after the longest one) or FAILED (refused: an
+        operator must look). Leases are released.
+        """
         now = datetime.now(UTC)
         t = OutboxItem.__table__
         assert isinstance(t, Table)
@@ -256,6 +260,7 @@ class Dispatcher:
     # ------------------------------------------------------------------------------------------- gauges
 
     async def update_gauges(self) -> dict[str, tuple[int, float]]:
+        """Backlog and age of the oldest pending item per system, as `refresh_outbox_gauges`."""
         return await refresh_outbox_gauges(self.sm, self.senders)
 
 

@@ -56,6 +56,7 @@ def flag_id(reason: str, uscc: str, part: str) -> str:
 
 
 def month_of(day: date) -> str:
+    """`YYYY-MM` of a calendar day."""
     return f"{day.year:04d}-{day.month:02d}"
 
 
@@ -68,6 +69,7 @@ def month_window(month: str) -> tuple[datetime, datetime]:
 
 
 def surge_severity(count: int) -> str | None:
+    """The severity of a surge of `count` records of one enterprise in one month, or None below the threshold."""
     if count >= SURGE_HIGH:
         return "HIGH"
     return "MEDIUM" if count >= SURGE_MEDIUM else None

@@ -41,6 +41,9 @@ class KpiConfigError(RuntimeError):
 
 
 def load_config() -> KpiConfig:
+    """The KPI calendar and policies of the settings (the one cache, `gateway.reports.facts.kpi_config`).
+    KpiConfigError when a configured file cannot be used.
+    """
     try:
         return configured()
     except (CalendarError, PolicyError) as exc:

@@ -95,6 +95,7 @@ def kpi_config(holidays_file: str | None = None, policy_file: str | None = None)
 
 
 def configured() -> KpiConfig:
+    """The KPI calendar and policies of GATEWAY_HOLIDAYS_FILE and GATEWAY_POLICY_FILE, from the one cache."""
     from gateway.core.settings import get_settings
 
     settings = get_settings()

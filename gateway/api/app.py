@@ -11,10 +11,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from gateway.api.gql.http import router as graphql_router
-from gateway.api.ingest import router as ingest_router
-from gateway.api.reports import router as reports_api_router
-from gateway.api.reports_page import router as reports_page_router
+from gateway.api import ingest, reports, reports_page
+from gateway.api.gql import http
 from gateway.core import observability
 from gateway.core.db import make_engine, make_sessionmaker
 from gateway.core.migrate import current_revision, head_revision, migrate
@@ -52,11 +50,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="12315 gateway", version="1", lifespan=lifespan)
     app.state.settings = settings
-    app.include_router(ingest_router)
-    app.include_router(reports_api_router)
-    app.include_router(reports_page_router)
+    app.include_router(ingest.router)
+    app.include_router(reports.router)
+    app.include_router(reports_page.router)
     observability.install(app)
-    app.include_router(graphql_router)
+    app.include_router(http.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -24,7 +24,7 @@ from gateway.core.db import transaction
 from gateway.core.settings import Settings
 from gateway.core.upstreams import connector_config
 from gateway.flags.outbox import DispatchConfig, Dispatcher, Sender
-from gateway.flags.store import CREDIT, DELIVERED, EMERGENCY, PENDING, FlagRow, OutboxItem
+from gateway.flags.store import CREDIT, DELIVERED, EMERGENCY, FAILED, PENDING, FlagRow, OutboxItem
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,7 @@ class ReconcileReport:
     delivered: int = 0
     received: int = 0  # distinct flag_ids the credit system lists
     pending_not_received: int = 0  # not yet delivered and not there: the normal backlog
+    failed: list[str] = field(default_factory=list)  # refused for good and not there: dead letters to requeue
     missing: list[str] = field(default_factory=list)  # marked delivered, absent at the credit system
     received_unmarked: list[str] = field(default_factory=list)  # there, but not marked delivered here
     unknown: list[str] = field(default_factory=list)  # there, but never raised by this gateway
@@ -123,7 +124,7 @@ class ReconcileReport:
     @property
     def consistent(self) -> bool:
         return not (self.missing or self.received_unmarked or self.unknown or self.duplicated
-                    or self.severity_differs or self.unreachable)
+                    or self.severity_differs or self.unreachable or self.failed)
 
 
 async def reconcile(
@@ -134,7 +135,9 @@ async def reconcile(
     concurrency: int = 8,
 ) -> ReconcileReport:
     """Compare the credit system's flags with ours, per enterprise. With `repair`: flags it holds are marked
-    delivered here, and flags we marked delivered that it lacks are queued again (same flag_id and key)."""
+    delivered here, and flags we marked delivered that it lacks are queued again (same flag_id and key).
+    Flags it refused for good (FAILED) and does not hold make the state inconsistent too; repair leaves them
+    to an operator (`gateway dispatch --requeue`), since sending them again unchanged may be refused again."""
     async with sm() as session:
         query = select(FlagRow.flag_id, FlagRow.uscc, OutboxItem.state, OutboxItem.payload).join(
             OutboxItem, (OutboxItem.system == CREDIT) & (OutboxItem.key == FlagRow.flag_id)
@@ -169,6 +172,8 @@ async def reconcile(
                     report.missing.append(fid)
             elif fid in listed:
                 report.received_unmarked.append(fid)
+            elif state == FAILED:
+                report.failed.append(fid)
             else:
                 report.pending_not_received += 1
             if fid in listed and severity[fid] != payload.get("severity"):

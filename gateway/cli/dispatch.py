@@ -9,19 +9,20 @@ import json
 import logging
 import signal
 from dataclasses import asdict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.cli.base import CommandError, command, open_store
 from gateway.core.settings import Settings
+from gateway.core.time import format_instant
+from gateway.core.upstreams import build_upstreams
 from gateway.flags.dispatch import Outbound, dispatch_config, reconcile
 from gateway.flags.outbox import Dispatcher, dead_letters, requeue
 
 log = logging.getLogger(__name__)
 
-CST = timezone(timedelta(hours=8))  # instants in answers are RFC 3339 with +08:00 (interfaces.md 1.1)
 REQUEUE_HINT = "list them with `gateway dispatch --failed`, put them back with `gateway dispatch --requeue ID...`"
 
 
@@ -48,8 +49,9 @@ async def cmd_dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await _failed(sm)
         if args.requeue or args.requeue_all:
             return await _requeue(sm, None if args.requeue_all else args.requeue)
-        outbound = Outbound.from_settings(settings)
+        upstreams = build_upstreams(settings)
         try:
+            outbound = Outbound.of(upstreams)
             if args.reconcile:
                 return await _reconcile(args, sm, outbound)
             dispatcher = Dispatcher(sm, outbound.senders, dispatch_config(settings))
@@ -63,7 +65,7 @@ async def cmd_dispatch(args: argparse.Namespace, settings: Settings) -> int:
             await dispatcher.run_forever(stop)
             return 0
         finally:
-            await outbound.aclose()
+            await upstreams.aclose()
     finally:
         await engine.dispose()
 
@@ -121,4 +123,4 @@ async def _reconcile(args: argparse.Namespace, sm: async_sessionmaker[AsyncSessi
 
 
 def _instant(at: datetime | None) -> str | None:
-    return at.astimezone(CST).isoformat() if at else None
+    return format_instant(at) if at else None

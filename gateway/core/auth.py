@@ -9,7 +9,7 @@ from typing import Any
 
 import jwt
 
-ROLES = ("reader", "evaluator", "operator", "credit", "pii")
+ROLES = ("reader", "evaluator", "operator", "credit", "pii", "supervisor")
 
 
 class AuthError(Exception):

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from connectors import UpstreamError, UpstreamFailure, UpstreamNotConfigured, UpstreamUnavailable
 from gateway.core.bulk import insert_ignoring_duplicates
 from gateway.core.db import transaction
+from gateway.core.time import as_utc
 from gateway.flags.metrics import DELIVERIES, OUTBOX_FAILED, OUTBOX_OLDEST_AGE, OUTBOX_PENDING
 from gateway.flags.models import IncidentLink
 from gateway.flags.store import CREDIT, DELIVERED, EMERGENCY, FAILED, PENDING, OutboxItem
@@ -287,7 +288,7 @@ async def refresh_outbox_gauges(
     out: dict[str, tuple[int, float]] = {}
     for system in {*systems, *found, *failed}:
         n, oldest = found.get(system, (0, None))
-        age = (now - _aware(oldest)).total_seconds() if oldest is not None else 0.0
+        age = (now - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
         OUTBOX_PENDING.labels(system).set(n)
         OUTBOX_OLDEST_AGE.labels(system).set(max(age, 0.0))
         OUTBOX_FAILED.labels(system).set(failed.get(system, 0))
@@ -321,7 +322,7 @@ async def dead_letters(sm: async_sessionmaker[AsyncSession], system: str | None 
     async with sm() as session:
         items = (await session.execute(query)).scalars().all()
     return [DeadLetter(i.key, i.system, KINDS.get(i.system, i.system), i.attempts, i.last_error,
-                       _aware(i.failed_at) if i.failed_at else None) for i in items]
+                       as_utc(i.failed_at) if i.failed_at else None) for i in items]
 
 
 async def requeue(sm: async_sessionmaker[AsyncSession], ids: list[str] | None = None) -> tuple[int, list[str]]:
@@ -341,12 +342,6 @@ async def requeue(sm: async_sessionmaker[AsyncSession], ids: list[str] | None = 
         found = rows.all()
     keys = {key for _, key in found}
     return len(found), [i for i in dict.fromkeys(ids or []) if i not in keys]
-
-
-def _aware(at: datetime | str) -> datetime:
-    if isinstance(at, str):  # SQLite hands an aggregate's value back as text
-        at = datetime.fromisoformat(at)
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 async def _link_incidents(session: AsyncSession, delivered: list[_Result], now: datetime) -> None:

@@ -220,7 +220,7 @@ BODIES = st.one_of(
 MARKER = "Zq7Marker"  # put in every answer: it must never show up in an error
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(status=STATUSES,
        headers=st.lists(st.tuples(HEADER_NAMES, st.binary(max_size=60)), max_size=4),
        body=BODIES,

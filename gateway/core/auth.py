@@ -29,6 +29,9 @@ class Principal:
 
 
 def mint_token(secret: str, sub: str, unit: str, roles: list[str], ttl_s: int = 3600) -> str:
+    """A signed HS256 token for `sub` at `unit` with `roles`, valid `ttl_s` seconds from now. ValueError for a role
+    outside ROLES.
+    """
     unknown = sorted(set(roles) - set(ROLES))
     if unknown:
         raise ValueError(f"unknown role(s) {', '.join(unknown)}; roles are {', '.join(ROLES)}")
@@ -72,6 +75,8 @@ def decode_token(secret: str, token: str) -> Principal:
 
 
 def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header value; AuthError when it is absent or another scheme.
+    """
     if not authorization:
         raise AuthError("missing Authorization: Bearer <token>")
     scheme, _, token = authorization.partition(" ")

@@ -21,7 +21,7 @@ import pytest
 
 from gateway.api.app import create_app
 from gateway.core.settings import Settings
-from gateway.flags.store import CREDIT, EMERGENCY
+from gateway.flags.models import CREDIT, EMERGENCY
 from tests.conftest import Database
 from tests.flags.support import TOKEN, Sim, all_outbox, rec, store
 

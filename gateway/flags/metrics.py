@@ -8,6 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.core.db import on_commit
 
 OUTBOX_PENDING = Gauge("gateway_outbox_pending", "Outbox items not yet delivered", ["system"])
+OUTBOX_FAILED = Gauge(
+    "gateway_outbox_failed",
+    "Outbox items a system refused for good (dead letters): they wait for `gateway dispatch --requeue`",
+    ["system"],
+)
 OUTBOX_OLDEST_AGE = Gauge(
     "gateway_outbox_oldest_age_seconds", "Age of the oldest outbox item not yet delivered", ["system"]
 )

@@ -9,8 +9,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
+from gateway.api.gql import graphiql
 from gateway.api.gql.http import router as graphql_router
 from gateway.api.ingest import router as ingest_router
 from gateway.api.reports import router as reports_api_router
@@ -43,7 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 await dispatcher.stop()
             await engine.dispose()
 
-    app = FastAPI(title="12315 gateway", version="1", lifespan=lifespan)
+    # /docs and /redoc from the assets of the installed fastapi-offline wheel, never a CDN (intranets).
+    app = FastAPIOffline(title="12315 gateway", version="1", lifespan=lifespan, static_url="/static/docs",
+                         favicon_url="/static/docs/favicon.png")
+    graphiql.mount(app)
     app.state.settings = settings
     app.include_router(ingest_router)
     app.include_router(reports_api_router)

@@ -20,7 +20,7 @@ from gateway.core.auth import AuthError, Principal, bearer_token, decode_token
 from gateway.core.observability import REPORT_DURATION
 from gateway.reports.build import KpiConfigError, ReportError, build_report, load_config
 from gateway.units.models import OrgUnit
-from kpi.exports import to_csv, to_xlsx
+from kpi.exports import export_filename, to_csv, to_xlsx
 
 router = APIRouter()
 
@@ -110,7 +110,7 @@ async def kpi_report(request: Request) -> Response:
     if fmt == "json":
         REPORT_DURATION.labels(fmt).observe(time.perf_counter() - started)
         return JSONResponse(doc)
-    name = f"kpi-{doc['unit']['code']}-L{doc['level']}-{doc['from']}-{doc['to']}.{fmt}"
-    body: str | bytes = to_csv(doc) if fmt == "csv" else to_xlsx(doc, config.policies.scheme(doc["scheme"]).weights)
+    name = export_filename(doc, fmt)
+    body = to_csv(doc) if fmt == "csv" else to_xlsx(doc, config.policies.scheme(doc["scheme"]).weights)
     REPORT_DURATION.labels(fmt).observe(time.perf_counter() - started)
     return Response(body, media_type=FORMATS[fmt], headers={"Content-Disposition": f'attachment; filename="{name}"'})

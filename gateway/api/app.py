@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
+from gateway.api import session
 from gateway.api.gql import graphiql
 from gateway.api.gql.http import router as graphql_router
 from gateway.api.ingest import router as ingest_router
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ingest_router)
     app.include_router(reports_api_router)
     app.include_router(reports_page_router)
+    session.install(app, settings)  # sign-in, session cookie and CSRF of the pages
     observability.install(app)
     app.include_router(graphql_router)
 

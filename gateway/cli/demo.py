@@ -152,7 +152,7 @@ def _print_welcome(settings: Settings, args: argparse.Namespace, jwt_secret: str
         "12315 gateway demo is running. Ctrl-C stops it; starting it again reuses ./demo-data.",
         f"  GraphQL (GraphiQL in a browser): {base}/graphql",
         f"  KPI report: {base}/api/v1/kpi/report?unit=510000&level=3&from={year}-01-01&to={date.today()}&format=json",
-        f"  Evaluators' page: {base}/reports",
+        f"  Evaluators' page: {base}/reports (sign in at {base}/login with an evaluator token below)",
         f"  Metrics: {base}/metrics   Health: {base}/healthz {base}/readyz",
         "  Simulators: " + ", ".join(f"{name} {server.url}" for name, server in servers.items()),
         f"  JWT secret (GATEWAY_JWT_SECRET): {jwt_secret}",

@@ -38,6 +38,16 @@ class Settings(BaseSettings):
     holidays_file: str | None = None
     policy_file: str | None = None
 
+    # Sign-in to the web pages (interfaces.md 1.1): OpenID Connect, authorization code with PKCE. Off while the
+    # issuer is unset; then /login takes a pasted bearer token instead (docs/sign-in.md).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_unit_claim: str = "unit"
+    oidc_roles_claim: str = "roles"
+    oidc_scope: str = "openid profile"
+    session_max_age_s: int = Field(8 * 3600, ge=60)  # a signed-in session lasts one working day at most
+
     max_depth: int = Field(12, ge=1)
     max_cost: int = Field(5000, ge=1)
     # GraphQL operator switches (documented in the README): accept only the persisted operations of

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import secrets
+import shlex
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -147,6 +148,7 @@ def _print_welcome(settings: Settings, args: argparse.Namespace, jwt_secret: str
         "credit system (100000)": mint_token(jwt_secret, "credit-supervision", "100000", ["credit"], ttl),
     }
     year = date.today().year
+    ingest = settings.ingest_secret.get_secret_value() if settings.ingest_secret else ""
     lines = [
         "",
         "12315 gateway demo is running. Ctrl-C stops it; starting it again reuses ./demo-data.",
@@ -158,6 +160,11 @@ def _print_welcome(settings: Settings, args: argparse.Namespace, jwt_secret: str
         f"  JWT secret (GATEWAY_JWT_SECRET): {jwt_secret}",
         "Tokens (Authorization: Bearer …), valid 30 days:",
         *(f"  {who}:\n    {token}" for who, token in tokens.items()),
+        "In another terminal in this folder, these lines point `gateway` at this demo (the README's examples use them):",
+        f"  export GATEWAY_DATABASE_URL={shlex.quote(settings.database_url)}",
+        f"  export GATEWAY_JWT_SECRET={shlex.quote(jwt_secret)}",
+        f"  export GATEWAY_INGEST_SECRET={shlex.quote(ingest)}",
+        f"  export GATEWAY_URL={base}",
         "Try:",
         f"  curl -s {base}/graphql -H 'Content-Type: application/json' \\",
         f"    -H 'Authorization: Bearer {tokens['external system (reader, 四川省)']}' \\",

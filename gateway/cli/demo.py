@@ -160,7 +160,7 @@ def _print_welcome(settings: Settings, args: argparse.Namespace, jwt_secret: str
         f"  JWT secret (GATEWAY_JWT_SECRET): {jwt_secret}",
         "Tokens (Authorization: Bearer …), valid 30 days:",
         *(f"  {who}:\n    {token}" for who, token in tokens.items()),
-        "In another terminal in this folder, these lines point `gateway` at this demo (the README's examples use them):",
+        "In another terminal in this folder, these lines point `gateway` at this demo (as the README's examples do):",
         f"  export GATEWAY_DATABASE_URL={shlex.quote(settings.database_url)}",
         f"  export GATEWAY_JWT_SECRET={shlex.quote(jwt_secret)}",
         f"  export GATEWAY_INGEST_SECRET={shlex.quote(ingest)}",

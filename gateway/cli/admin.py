@@ -11,7 +11,7 @@ from typing import Any
 from gateway.cli.base import CommandError, command
 from gateway.core.auth import mint_token
 from gateway.core.db import make_engine
-from gateway.core.migrate import current_revision, migrate
+from gateway.core.migrate import current_revision, head_revision, migrate
 from gateway.core.settings import Settings
 
 
@@ -22,6 +22,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--workers", type=int, default=1)
 
     sub.add_parser("migrate", help="bring the database schema up to date")
+    sub.add_parser("health", help="exit 0 when the database answers and its schema is current (container "
+                                  "healthchecks of every role: serve, dispatch, sync)")
 
     p = sub.add_parser("token", help="print a bearer token signed with GATEWAY_JWT_SECRET")
     p.add_argument("--sub", required=True)
@@ -39,6 +41,23 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
         print(f"database at revision {await current_revision(engine)}")
     finally:
         await engine.dispose()
+    return 0
+
+
+@command("health")
+async def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
+    """One line on stdout and exit 0 when healthy; a one-line reason and exit 1 otherwise."""
+    engine = make_engine(settings.database_url)
+    try:
+        async with asyncio.timeout(5):
+            revision = await current_revision(engine)
+    except Exception as exc:  # any failure to reach the database is "unhealthy", said in one line
+        raise CommandError(f"database unavailable: {type(exc).__name__}") from None
+    finally:
+        await engine.dispose()
+    if revision != head_revision():
+        raise CommandError(f"database schema at {revision}, expected {head_revision()}: run gateway migrate")
+    print(f"ok: database at revision {revision}")
     return 0
 
 

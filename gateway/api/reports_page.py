@@ -25,7 +25,7 @@ from gateway.complaints.records import SHANGHAI, parse_instant
 from gateway.core.auth import Principal
 from gateway.reports.build import KpiConfig, KpiConfigError, ReportError, build_report, load_config
 from gateway.reports.periods import PRESETS, months, period_range
-from gateway.units.tree import Unit, jurisdiction
+from gateway.units.tree import Unit, jurisdiction_tree
 from kpi.exports import PEOPLE_COLUMNS, export_filename, to_csv, to_xlsx
 
 router = APIRouter()
@@ -314,7 +314,7 @@ def _refusal(request: Request, exc: Exception) -> Response:
 
 async def _tree(request: Request, principal: Principal) -> list[Unit]:
     async with request.app.state.sessionmaker() as session:
-        return await jurisdiction(session, principal.unit)
+        return await jurisdiction_tree(session, principal.unit)
 
 
 async def _show(request: Request, form: Any) -> Response:

@@ -29,8 +29,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gateway.api.auth import authenticate
 from gateway.api.page_style import page
-from gateway.core.auth import ROLES, AuthError, Principal, bearer_token, decode_token
+from gateway.core.auth import ROLES, AuthError, Principal, bearer_token
 from gateway.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -94,12 +95,10 @@ def _session_principal(request: Request) -> Principal | None:
 
 
 def current_principal(request: Request) -> Principal | None:
-    """The caller: bearer token first, then the session; None when neither. Raises AuthError on a bad token."""
-    settings: Settings = request.app.state.settings
+    """The caller: bearer token first (checked as every edge checks it, gateway.api.auth), then the session;
+    None when neither. Raises AuthError on a bad token."""
     if request.headers.get("authorization"):
-        if settings.jwt_secret is None:
-            raise AuthError("GATEWAY_JWT_SECRET is not set")
-        return decode_token(settings.jwt_secret.get_secret_value(), bearer_token(request.headers["authorization"]))
+        return authenticate(request.app.state.settings, bearer_token(request.headers["authorization"]))
     return _session_principal(request)
 
 
@@ -233,9 +232,7 @@ async def login_with_token(request: Request, token: str = Form(""), next: str = 
         return _message_page("无法登录", "已配置统一身份认证，请通过 /login 登录。", 400)
     try:
         check_csrf(request, csrf)
-        if settings.jwt_secret is None:
-            raise AuthError("服务未设置 GATEWAY_JWT_SECRET")
-        principal = decode_token(settings.jwt_secret.get_secret_value(), token.strip())
+        principal = authenticate(settings, token.strip())
     except CsrfError as exc:
         return _message_page("无法登录", str(exc), 403, "<p><a href=/login>重新登录</a></p>")
     except AuthError as exc:

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     oidc_roles_claim: str = "roles"
     oidc_scope: str = "openid profile"
     session_max_age_s: int = Field(8 * 3600, ge=60)  # a signed-in session lasts one working day at most
+    # Working days left at which an open deadline turns yellow (supervision.md).
+    yellow_days: int = Field(2, ge=0, le=366)
 
     max_depth: int = Field(12, ge=1)
     max_cost: int = Field(5000, ge=1)

@@ -50,7 +50,7 @@ async def load_units(session: AsyncSession) -> UnitIndex:
     )
 
 
-async def jurisdiction(session: AsyncSession, root: str, max_level: int = 4) -> list[Unit]:
+async def jurisdiction_tree(session: AsyncSession, root: str, max_level: int = 4) -> list[Unit]:
     """`root` and the units below it down to `max_level`, in tree order (each unit before its children, siblings
     by code); [] for an unknown root. Level-5 units are left out by default: a report needs units below it."""
     top = await session.scalar(select(OrgUnit.level).where(OrgUnit.code == root))

@@ -6,6 +6,8 @@ import argparse
 import asyncio
 import logging
 import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from gateway.cli.base import CommandError, command
@@ -73,8 +75,22 @@ async def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _multiprocess_metrics() -> None:
+    """Workers share their metrics through files in PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess
+    mode), so /metrics answers for every worker. An operator's folder is emptied first (files of an earlier run
+    would be added in); otherwise a fresh temporary folder. Set before the workers start: each reads it when
+    it first imports prometheus_client."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for stale in Path(folder).glob("*.db"):
+            stale.unlink()
+    else:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gateway-metrics-")
+
+
 @command("serve")
-async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     if settings.jwt_secret is None:
@@ -85,9 +101,10 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         "gateway.api.app:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
         log_config=None, access_log=False,  # our JSON handler on the root logger, and our access log
     )
-    if args.workers > 1:  # uvicorn's multi-process supervisor is synchronous
-        await asyncio.to_thread(uvicorn.run, "gateway.api.app:create_app", factory=True, host=args.host,
-                                port=args.port, workers=args.workers, access_log=False)
+    if args.workers > 1:  # uvicorn's process supervisor: on the main thread (it handles signals)
+        _multiprocess_metrics()
+        uvicorn.run("gateway.api.app:create_app", factory=True, host=args.host, port=args.port,
+                    workers=args.workers, log_config=None, access_log=False)
     else:
-        await uvicorn.Server(config).serve()
+        asyncio.run(uvicorn.Server(config).serve())
     return 0

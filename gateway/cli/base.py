@@ -24,7 +24,9 @@ class CommandError(Exception):
         self.status = status
 
 
-Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+# Most commands are coroutines run by main(); a plain function runs as is (`serve --workers N` must start
+# uvicorn's process supervisor on the main thread, outside any event loop).
+Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int] | int]
 COMMANDS: dict[str, Handler] = {}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import os
 import sys
 
@@ -34,7 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = get_settings()
-        return asyncio.run(COMMANDS[args.command](args, settings))
+        outcome = COMMANDS[args.command](args, settings)
+        if inspect.iscoroutine(outcome):
+            return int(asyncio.run(outcome))
+        assert isinstance(outcome, int)
+        return outcome
     except CommandError as exc:
         print(f"gateway {args.command}: {exc}", file=sys.stderr)
         return exc.status

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 from connectors.context import request_id_var
 
@@ -142,4 +143,14 @@ def install(app: FastAPI) -> None:
         refresh = getattr(app.state, "refresh_gauges", None)
         if refresh is not None:
             await refresh()
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_text() -> bytes:
+    """The exposition of this process, or, under `gateway serve --workers N` (PROMETHEUS_MULTIPROC_DIR set),
+    of every worker together: counters and histograms summed, gauges by their multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from gateway.api import openapi
 from gateway.api.auth import SignIn, bearer_sign_in
 from gateway.complaints.records import parse_instant
 from gateway.core.auth import AuthError
@@ -64,7 +65,7 @@ def _params(query: Any) -> dict[str, Any]:
     }
 
 
-@router.get("/api/v1/kpi/report", response_model=None)
+@router.get("/api/v1/kpi/report", response_model=None, dependencies=[Depends(openapi.bearer)], **openapi.REPORT)
 async def kpi_report(request: Request, caller: SignIn = Depends(bearer_sign_in)) -> Response:
     if isinstance(caller, AuthError):
         return error("UNAUTHENTICATED", str(caller))

@@ -89,7 +89,7 @@ def _query(name: str, description: str, required: bool = False, **schema: Any) -
             "schema": {"type": "string", **schema}}
 
 
-REPORT = {
+REPORT: dict[str, Any] = {
     "summary": "A KPI report as JSON, CSV or Excel",
     "description": "Needs the `evaluator` role; the unit must be the caller's own or below it (else 403). "
                    "CSV is UTF-8 with a byte-order mark; text that could run as a formula is made literal.",
@@ -124,7 +124,7 @@ class PushError(BaseModel):
     error: dict[str, str] = Field(description='{"code", "message"}')
 
 
-INGEST = {
+INGEST: dict[str, Any] = {
     "summary": "The complaint platform's push of changed records",
     "description": "Signed, not authenticated by a token. Off (404) while GATEWAY_INGEST_SECRET is unset. "
                    "Each item is validated alone: bad ones are listed in `rejected`, the others stored.",

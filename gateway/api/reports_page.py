@@ -21,8 +21,8 @@ from fastapi.responses import RedirectResponse, Response
 from gateway.api.charts import dot_plot, line_chart
 from gateway.api.page_style import page
 from gateway.api.session import CsrfError, SignInRequired, by_bearer, check_csrf, csrf_token, page_principal
-from gateway.complaints.records import SHANGHAI, parse_instant
 from gateway.core.auth import Principal
+from gateway.core.time import SHANGHAI, parse_date, parse_instant
 from gateway.reports.build import KpiConfig, KpiConfigError, ReportError, build_report, load_config
 from gateway.reports.periods import PRESETS, months, period_range
 from gateway.units.tree import Unit, jurisdiction_tree
@@ -165,8 +165,8 @@ def _parse(v: dict[str, str], tree: list[Unit]) -> dict[str, Any]:
             raise PageError(f"{unit.name}是{LEVEL_NAMES[unit.level]}单位，评价层级应为 {unit.level + 1}–5。")
         level = int(v["level"])
     try:
-        date_from = date.fromisoformat(v["from"])
-        date_to = date.fromisoformat(v["to"])
+        date_from = parse_date(v["from"])
+        date_to = parse_date(v["to"])
     except ValueError:
         raise PageError("日期格式应为 年-月-日，例如 2026-03-31。") from None
     if date_from > date_to:

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.base import CommandError, command
+from gateway.cli.base import CommandError, command, require_database
 from gateway.core.auth import mint_token
 from gateway.core.db import make_engine
 from gateway.core.migrate import current_revision, head_revision, migrate
@@ -19,17 +19,18 @@ from gateway.core.settings import Settings
 
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("serve", help="serve the API")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0: all)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="worker processes (default 1); with more, /metrics still counts every worker's requests")
 
     sub.add_parser("migrate", help="bring the database schema up to date")
     sub.add_parser("health", help="exit 0 when the database answers and its schema is current (container "
                                   "healthchecks of every role: serve, dispatch, sync)")
 
     p = sub.add_parser("token", help="print a bearer token signed with GATEWAY_JWT_SECRET")
-    p.add_argument("--sub", required=True)
-    p.add_argument("--unit", required=True)
+    p.add_argument("--sub", required=True, help="the caller's name, e.g. the external system (claim sub)")
+    p.add_argument("--unit", required=True, help="the caller's org-unit code, e.g. 510000 (claim unit)")
     p.add_argument("--roles", required=True, help="comma-separated: reader,evaluator,operator,credit,pii,supervisor")
     p.add_argument("--ttl", type=int, default=3600, help="seconds")
 
@@ -49,6 +50,7 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 @command("health")
 async def cmd_health(args: argparse.Namespace, settings: Settings) -> int:
     """One line on stdout and exit 0 when healthy; a one-line reason and exit 1 otherwise."""
+    require_database(settings)
     engine = make_engine(settings.database_url)
     try:
         async with asyncio.timeout(5):

@@ -38,9 +38,9 @@ from gateway.units.sample import province_tree, units_csv
 
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("demo", help="the whole system on one machine, no set-up")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--records", type=int, default=20000)
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="TCP port of the gateway (default 8000)")
+    p.add_argument("--records", type=int, default=20000, help="synthetic records to generate (default 20000)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
 
 
 @command("demo")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SYSTEMS = ("complaints", "enforcement", "credit", "emergency")
@@ -71,6 +71,19 @@ class Settings(BaseSettings):
     dispatch_lease_s: float = Field(default=60.0, gt=0)
     dispatch_backoff_base_s: float = Field(default=1.0, gt=0)
     dispatch_backoff_max_s: float = Field(default=300.0, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        """Only the async drivers work: say what to write instead of failing later on an import."""
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg", "postgresql+pg8000"):
+            raise ValueError(f"{scheme}:// is not supported: write postgresql+asyncpg://user:password@host:5432/db")
+        if scheme in ("sqlite", "sqlite+pysqlite"):
+            raise ValueError(f"{scheme}:// is not supported: write sqlite+aiosqlite:///path/to/gateway.db")
+        if scheme not in ("postgresql+asyncpg", "sqlite+aiosqlite"):
+            raise ValueError("must start with postgresql+asyncpg:// or sqlite+aiosqlite:///")
+        return url
 
     def system_url(self, system: str) -> str | None:
         url: str | None = getattr(self, f"{system}_url")

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from connectors.models import CaseLeadRequest, IncidentRequest
 from gateway.api.gql import enums, errors
 from gateway.api.gql.context import RequestContext, context_of
+from gateway.api.gql.scalars import DateTime
 from gateway.api.gql.types import JSON, CaseLead, Complaint, Incident
 from gateway.complaints.models import CaseLeadRow, Event
 from gateway.complaints.models import Complaint as ComplaintRow
@@ -34,7 +35,7 @@ MAX_ESCALATION = 100
 class EventInput(graphene.InputObjectType):
     id = graphene.ID(required=True, description="Unique in the whole system; sending it again changes nothing.")
     type = graphene.Field(enums.EventType, required=True)
-    at = graphene.DateTime(required=True)
+    at = DateTime(required=True)
     unit = graphene.String()
     data = JSON(description="As records.md gives for the type; {} when omitted.")
 

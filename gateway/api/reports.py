@@ -19,6 +19,7 @@ from gateway.complaints.records import parse_instant
 from gateway.core.auth import AuthError, Principal, bearer_token, decode_token
 from gateway.core.observability import REPORT_DURATION
 from gateway.reports.build import KpiConfigError, ReportError, build_report, load_config
+from gateway.supervision.report import count_orders
 from gateway.units.models import OrgUnit
 from kpi.exports import to_csv, to_xlsx
 
@@ -102,7 +103,7 @@ async def kpi_report(request: Request) -> Response:
             if not await within(session, unit, principal.unit):
                 # an unknown unit gets the same answer as a foreign one: codes are not revealed
                 return error("FORBIDDEN", f"unit {unit} is not your unit {principal.unit} nor below it")
-            doc = await build_report(session, unit=unit, config=config, **params)
+            doc = await build_report(session, unit=unit, config=config, orders=count_orders, **params)
     except ReportError as exc:
         return error(exc.code, str(exc))
     except KpiConfigError as exc:

@@ -16,6 +16,7 @@ from gateway.api.reports import within
 from gateway.complaints.records import parse_instant
 from gateway.core.auth import AuthError, Principal, decode_token
 from gateway.reports.build import KpiConfigError, ReportError, build_report, load_config
+from gateway.supervision.report import count_orders
 from kpi.exports import to_csv, to_xlsx
 
 router = APIRouter()
@@ -137,7 +138,7 @@ async def _report(request: Request, values: dict[str, str]) -> dict[str, Any]:
             raise PageError(f"Forbidden: unit {values['unit']} is not your unit {principal.unit} nor below it.")
         try:
             return await build_report(session, values["unit"], level, date_from, date_to, as_of, None,
-                                      config=load_config())
+                                      config=load_config(), orders=count_orders)
         except (ReportError, KpiConfigError) as exc:
             raise PageError(str(exc)) from None
 

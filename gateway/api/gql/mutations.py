@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from connectors.models import CaseLeadRequest, IncidentRequest
 from gateway.api.gql import enums, errors
 from gateway.api.gql.context import RequestContext, context_of
+from gateway.api.gql.supervision import SupervisionMutation
 from gateway.api.gql.types import JSON, CaseLead, Complaint, Incident
 from gateway.complaints.models import CaseLeadRow, Event
 from gateway.complaints.models import Complaint as ComplaintRow
@@ -164,7 +165,7 @@ async def escalate_incident(info: graphene.ResolveInfo, complaint_ids: list[str]
     )
 
 
-class Mutation(graphene.ObjectType):
+class Mutation(SupervisionMutation, graphene.ObjectType):
     record_event = graphene.Field(
         Complaint, complaint_id=graphene.ID(required=True), event=EventInput(required=True),
         description="Store a handling event (records.md); the record as it now stands.",

@@ -23,8 +23,8 @@ from gateway.supervision.access import SupervisionError
 from gateway.supervision.models import SupervisionOrder, SupervisionOrderRecord, SupervisionResponse
 from gateway.supervision.orders import Order, issue_order, list_orders, load_orders, respond_order
 from gateway.supervision.report import count_orders
-from tests.conftest import Database
 from kpi.policies import Policies
+from tests.conftest import Database
 from tests.factories import load_units, record
 
 CALENDAR = kpi_config().calendar

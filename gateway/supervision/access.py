@@ -13,6 +13,7 @@ from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.auth import Principal
+from gateway.units.jurisdiction import Jurisdiction, unit_ancestors
 from gateway.units.models import OrgUnit
 
 FORBIDDEN = "FORBIDDEN"
@@ -39,14 +40,14 @@ def require_any(principal: Principal, roles: Iterable[str]) -> None:
         raise SupervisionError(f"this needs one of the roles {', '.join(wanted)}", FORBIDDEN)
 
 
+def subtree(unit: Any) -> Jurisdiction:
+    """A unit row's subtree: the unit and everything below it (the jurisdiction rule of gateway.units)."""
+    return Jurisdiction(unit.code, int(unit.level))
+
+
 def within(row: Any, unit: Any) -> bool:
-    """True when unit row `row` is `unit` (a unit row) or below it."""
-    return bool(getattr(row, f"l{unit.level}") == unit.code)
-
-
-def ancestors(row: Any) -> tuple[str | None, ...]:
-    """A unit row's ancestor codes by level (l1..l5), itself included."""
-    return (row.l1, row.l2, row.l3, row.l4, row.l5)
+    """True when unit row `row` is unit row `unit` or below it."""
+    return subtree(unit).contains(unit_ancestors(row))
 
 
 async def unit_rows(session: AsyncSession, codes: Iterable[str]) -> dict[str, Row[Any]]:

@@ -38,6 +38,7 @@ from gateway.supervision.access import (
     caller_and_unit,
     check_first,
     require_any,
+    subtree,
 )
 from gateway.units.models import OrgUnit
 from kpi.calendar import CalendarError, WorkCalendar
@@ -45,6 +46,7 @@ from kpi.obligations import local_day
 from kpi.policies import OBLIGATIONS
 
 RED, YELLOW, GREEN = "RED", "YELLOW", "GREEN"
+FACT_ANCESTORS = tuple(getattr(KpiObligationFact, f"u{n}") for n in range(1, 6))
 LIGHTS = (RED, YELLOW, GREEN)
 
 
@@ -123,7 +125,7 @@ async def deadline_lights(
             func.sum(case((light == YELLOW, 1), else_=0)).label("yellow"),
             func.sum(case((light == GREEN, 1), else_=0)).label("green"),
         )
-        .where(getattr(of, f"u{top.level}") == unit, unfulfilled_at(when))
+        .where(subtree(top).condition(FACT_ANCESTORS), unfulfilled_at(when))
         .group_by(group)
     )
     counts = {r.unit: (int(r.red), int(r.yellow), int(r.green)) for r in await session.execute(query)}
@@ -132,7 +134,7 @@ async def deadline_lights(
     if level is not None:
         units = await session.execute(
             select(OrgUnit.__table__)
-            .where(getattr(OrgUnit, f"l{top.level}") == unit, OrgUnit.level == level)
+            .where(subtree(top).condition(OrgUnit.ancestor_columns()), OrgUnit.level == level)
             .order_by(OrgUnit.code)
         )
         rows = [LightRow(u, *counts.get(u.code, (0, 0, 0))) for u in units]
@@ -193,7 +195,7 @@ async def deadline_watch(
     dates = LightDates.of(config.calendar, when, yellow_days)
     of = KpiObligationFact
     _, top = await caller_and_unit(session, principal, unit)
-    conditions: list[Any] = [getattr(of, f"u{top.level}") == unit, unfulfilled_at(when)]
+    conditions: list[Any] = [subtree(top).condition(FACT_ANCESTORS), unfulfilled_at(when)]
     if light is not None:
         conditions.append(dates.only(light))
     if code is not None:

@@ -41,7 +41,9 @@ from gateway.supervision.access import (
     caller_unit,
     check_first,
     require_any,
+    subtree,
     unit_rows,
+    within,
 )
 from gateway.supervision.models import SupervisionOrder, SupervisionOrderRecord, SupervisionResponse
 from gateway.units.models import OrgUnit
@@ -193,10 +195,10 @@ async def list_orders(
         raise SupervisionError(f"state must be one of {', '.join(STATES)}", BAD_USER_INPUT, "state")
     _, top = await caller_and_unit(session, principal, unit)
     o, r = SupervisionOrder, SupervisionOrderRecord
-    issuers = select(OrgUnit.code).where(getattr(OrgUnit, f"l{top.level}") == unit)
+    issuers = select(OrgUnit.code).where(subtree(top).condition(OrgUnit.ancestor_columns()))
     touching = (
         select(r.order_id).join(Complaint, Complaint.id == r.complaint_id)
-        .where(getattr(Complaint, f"u{top.level}") == unit)
+        .where(subtree(top).condition(Complaint.ancestor_columns()))
     )
     conditions: list[Any] = [or_(o.issued_by.in_(issuers), o.id.in_(touching))]
     if state is not None:
@@ -252,10 +254,11 @@ async def issue_order(
             return earlier, False
 
     rows = {r.id: r for r in await session.execute(
-        select(Complaint.id, Complaint.handling_unit, getattr(Complaint, f"u{caller.level}").label("scope"))
+        select(Complaint.id, Complaint.handling_unit, subtree(caller).condition(Complaint.ancestor_columns())
+               .label("visible"))
         .where(Complaint.id.in_(ids))
     )}
-    missing = [cid for cid in ids if cid not in rows or rows[cid].scope != caller.code]
+    missing = [cid for cid in ids if cid not in rows or not rows[cid].visible]
     if missing:
         raise SupervisionError(f"no complaint {', '.join(missing)}", NOT_FOUND, "complaintIds")
     own = [cid for cid in ids if rows[cid].handling_unit == caller.code]
@@ -310,12 +313,12 @@ async def respond_order(
         raise SupervisionError(f"no supervision order {order_id}", NOT_FOUND, "orderId")
     seen = (await session.execute(
         select(func.count()).select_from(Complaint)
-        .where(Complaint.id.in_(order.complaint_ids), getattr(Complaint, f"u{caller.level}") == caller.code)
+        .where(Complaint.id.in_(order.complaint_ids), subtree(caller).condition(Complaint.ancestor_columns()))
     )).scalar_one()
     if not seen:
         raise SupervisionError(f"no supervision order {order_id}", NOT_FOUND, "orderId")
     issuer = (await unit_rows(session, (order.issued_by,)))[order.issued_by]
-    if not (caller.level > issuer.level and getattr(caller, f"l{issuer.level}") == issuer.code):
+    if not (caller.level > issuer.level and within(caller, issuer)):
         raise SupervisionError(
             "only the handling unit of one of the order's records, or a unit above it and below the issuing "
             "unit, may respond", FORBIDDEN, "orderId",
@@ -335,8 +338,5 @@ async def respond_order(
 def response_visible(caller: Any, responder: Any) -> bool:
     """Whether a caller (unit row) may see a response by `responder` (unit row): responses from its own
     subtree and from its ancestors (who answered on its behalf), not a sibling's."""
-    if responder is None:
-        return False
-    return bool(getattr(responder, f"l{caller.level}") == caller.code
-                or (responder.level <= caller.level and getattr(caller, f"l{responder.level}") == responder.code))
+    return responder is not None and (within(responder, caller) or within(caller, responder))
 

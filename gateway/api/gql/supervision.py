@@ -174,7 +174,7 @@ class SupervisionOrder(graphene.ObjectType):
     async def resolve_complaints(root: Order, info: graphene.ResolveInfo) -> list[Any]:
         ctx = context_of(info)
         rows = await ctx.loaders.complaint.load_many(list(root.complaint_ids))
-        return [r for r in rows if r is not None and ctx.scope.sees_complaint(r)]
+        return [r for r in rows if r is not None and ctx.sees_complaint(r)]
 
     @staticmethod
     async def resolve_responses(root: Order, info: graphene.ResolveInfo) -> list[Any]:

@@ -35,13 +35,13 @@ class OrgUnit(graphene.ObjectType):
         if root.parent_code is None:
             return None
         unit = await ctx.loaders.unit.load(root.parent_code)
-        return unit if unit is not None and ctx.scope.sees_unit(unit) else None
+        return unit if unit is not None and ctx.sees_unit(unit) else None
 
     @staticmethod
     async def resolve_children(root: Any, info: graphene.ResolveInfo) -> list[Any]:
         # A unit above the caller (an order's issuing unit) shows no siblings of the caller's branch.
         ctx = context_of(info)
-        return [c for c in await ctx.loaders.children.load(root.code) or [] if ctx.scope.sees_unit(c)]
+        return [c for c in await ctx.loaders.children.load(root.code) or [] if ctx.sees_unit(c)]
 
 
 class Respondent(graphene.ObjectType):

@@ -19,6 +19,7 @@ from sqlalchemy import and_, case, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from gateway.core.time import format_instant, shanghai_date
 from gateway.reports.facts import (
     KpiCallbackFact,
     KpiConfig,
@@ -30,7 +31,7 @@ from gateway.reports.facts import (
 from gateway.units.models import OrgUnit
 from kpi.calendar import CalendarError, years_between
 from kpi.metrics import CHANNELS, HOTLINES, KINDS, RowCounts, build_row
-from kpi.obligations import SATISFIED_VALUES, SHANGHAI, UNREACHABLE, local_day
+from kpi.obligations import SATISFIED_VALUES, UNREACHABLE
 from kpi.policies import DEFAULT_SCHEME, PolicyError
 from kpi.scoring import rank_rows
 
@@ -54,10 +55,6 @@ def load_config() -> KpiConfig:
         raise KpiConfigError(str(exc)) from None
 
 
-def format_instant(instant: datetime) -> str:
-    return instant.astimezone(SHANGHAI).isoformat()
-
-
 def _count(condition: ColumnElement[bool]) -> Any:
     return func.sum(case((condition, 1), else_=0))
 
@@ -79,7 +76,7 @@ def overdue_at(as_of: datetime) -> ColumnElement[bool]:
     """SQL over `kpi_obligation_facts`: OVERDUE at `as_of` (unfulfilled, due date before as_of's date), given
     that the row is the step valid at `as_of`."""
     of = KpiObligationFact
-    return and_(or_(of.fulfilled_at.is_(None), of.fulfilled_at > as_of), of.due_day < local_day(as_of))
+    return and_(or_(of.fulfilled_at.is_(None), of.fulfilled_at > as_of), of.due_day < shanghai_date(as_of))
 
 
 @dataclass(frozen=True, slots=True)

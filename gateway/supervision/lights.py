@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.core.auth import Principal
+from gateway.core.time import shanghai_date
 from gateway.reports.build import unfulfilled_at
 from gateway.reports.facts import KpiConfig, KpiObligationFact
 from gateway.supervision.access import (
@@ -42,7 +43,6 @@ from gateway.supervision.access import (
 )
 from gateway.units.models import OrgUnit
 from kpi.calendar import CalendarError, WorkCalendar
-from kpi.obligations import local_day
 from kpi.policies import OBLIGATIONS
 
 RED, YELLOW, GREEN = "RED", "YELLOW", "GREEN"
@@ -59,7 +59,7 @@ class LightDates:
 
     @classmethod
     def of(cls, calendar: WorkCalendar, as_of: datetime, yellow_days: int) -> LightDates:
-        day = local_day(as_of)
+        day = shanghai_date(as_of)
         try:
             return cls(day, calendar.add_workdays(day, yellow_days + 1))
         except CalendarError as exc:

@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -31,6 +29,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.complaints.models import Complaint
 from gateway.core.auth import Principal
 from gateway.core.bulk import insert_ignoring_duplicates
+from gateway.core.cursor import decode_cursor, encode_cursor
+from gateway.core.time import shanghai_date
 from gateway.supervision.access import (
     BAD_USER_INPUT,
     FORBIDDEN,
@@ -48,7 +48,6 @@ from gateway.supervision.access import (
 from gateway.supervision.models import SupervisionOrder, SupervisionOrderRecord, SupervisionResponse
 from gateway.units.models import OrgUnit
 from kpi.calendar import CalendarError, WorkCalendar
-from kpi.obligations import local_day
 
 MAX_RECORDS = 100
 MAX_NOTE = 500
@@ -86,7 +85,7 @@ class Order:
         """The order's state at `instant` (supervision.md)."""
         if self.first_response_at is not None and self.first_response_at <= instant:
             return RESPONDED_ON_TIME if self.first_response_on_time else RESPONDED_LATE
-        return OVERDUE if self.due_date < local_day(instant) else OPEN
+        return OVERDUE if self.due_date < shanghai_date(instant) else OPEN
 
 
 def state_condition(state: str, instant: datetime) -> ColumnElement[bool]:
@@ -99,8 +98,8 @@ def state_condition(state: str, instant: datetime) -> ColumnElement[bool]:
         return and_(responded, o.first_response_on_time.is_(False))
     unanswered = or_(o.first_response_at.is_(None), o.first_response_at > instant)
     if state == OVERDUE:
-        return and_(unanswered, o.due_day < local_day(instant))
-    return and_(unanswered, o.due_day >= local_day(instant))
+        return and_(unanswered, o.due_day < shanghai_date(instant))
+    return and_(unanswered, o.due_day >= shanghai_date(instant))
 
 
 def state_case(instant: datetime) -> Any:
@@ -153,18 +152,10 @@ async def orders_of_complaints(session: AsyncSession, complaint_ids: Sequence[st
     return out
 
 
-def _encode(issued_at: datetime, oid: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([issued_at.isoformat(), oid]).encode()).decode()
-
-
 def _decode(cursor: str) -> tuple[datetime, str]:
     try:
-        at, oid = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        when = datetime.fromisoformat(at)
-        if when.tzinfo is None or not isinstance(oid, str):
-            raise ValueError
-        return when, oid
-    except Exception:
+        return decode_cursor(cursor)
+    except ValueError:
         raise SupervisionError("after: not a cursor of this list", BAD_USER_INPUT, "after") from None
 
 
@@ -175,7 +166,7 @@ class OrderPage:
     count_query: Any  # every matching order, run only when totalCount is asked for
 
     def cursor(self, order: Order) -> str:
-        return _encode(order.issued_at, order.id)
+        return encode_cursor(order.issued_at, order.id)
 
     async def total_count(self, session: AsyncSession) -> int:
         return int((await session.execute(self.count_query)).scalar_one())
@@ -269,7 +260,7 @@ async def issue_order(
         )
     issued_at = now or datetime.now(UTC)
     try:
-        due = calendar.add_workdays(local_day(issued_at), within_days)
+        due = calendar.add_workdays(shanghai_date(issued_at), within_days)
     except CalendarError as exc:
         raise SupervisionError(f"respondWithin: {exc}", BAD_USER_INPUT, "respondWithin") from None
     order_id = str(uuid.uuid4())
@@ -329,7 +320,7 @@ async def respond_order(
     # The first response decides timeliness; a concurrent first one either sets these or finds them set.
     await session.execute(
         update(o).where(o.id == order.id, o.first_response_at.is_(None))
-        .values(first_response_at=at, first_response_on_time=local_day(at) <= order.due_date)
+        .values(first_response_at=at, first_response_on_time=shanghai_date(at) <= order.due_date)
         .execution_options(synchronize_session=False)
     )
     return (await load_orders(session, [order.id]))[order.id]

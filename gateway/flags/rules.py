@@ -31,7 +31,7 @@ from gateway.complaints.models import Complaint, Event
 from gateway.core.bulk import insert_ignoring_duplicates
 from gateway.core.time import SHANGHAI, as_utc, format_instant
 from gateway.flags.metrics import count_on_commit
-from gateway.flags.store import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem
+from gateway.flags.models import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem
 
 SURGE, CASE_FILED, CRITICAL_SAFETY = "COMPLAINT_SURGE", "CASE_FILED_FROM_REPORT", "CRITICAL_SAFETY"
 SURGE_MEDIUM, SURGE_HIGH = 5, 10  # records of one enterprise in one month
@@ -56,6 +56,7 @@ def flag_id(reason: str, uscc: str, part: str) -> str:
 
 
 def month_of(day: date) -> str:
+    """`YYYY-MM` of a calendar day."""
     return f"{day.year:04d}-{day.month:02d}"
 
 
@@ -68,6 +69,7 @@ def month_window(month: str) -> tuple[datetime, datetime]:
 
 
 def surge_severity(count: int) -> str | None:
+    """The severity of a surge of `count` records of one enterprise in one month, or None below the threshold."""
     if count >= SURGE_HIGH:
         return "HIGH"
     return "MEDIUM" if count >= SURGE_MEDIUM else None

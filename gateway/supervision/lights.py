@@ -31,7 +31,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.core.auth import Principal
 from gateway.core.time import shanghai_date
 from gateway.reports.build import unfulfilled_at
-from gateway.reports.facts import KpiConfig, KpiObligationFact
+from gateway.reports.facts import KpiConfig
+from gateway.reports.models import KpiObligationFact
 from gateway.supervision.access import (
     BAD_USER_INPUT,
     WATCH_ROLES,

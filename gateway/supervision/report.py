@@ -15,7 +15,7 @@ from sqlalchemy import case, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.reports.build import OrderCounts, ReportScope
-from gateway.reports.facts import KpiRecordFact
+from gateway.reports.models import KpiRecordFact
 from gateway.supervision.models import SupervisionOrder, SupervisionOrderRecord
 from gateway.supervision.orders import OVERDUE, RESPONDED_LATE, RESPONDED_ON_TIME, state_case
 

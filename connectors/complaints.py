@@ -61,7 +61,16 @@ class ComplaintsConnector(BaseConnector):
         params = {"limit": str(limit)}
         if cursor:
             params["cursor"] = cursor
-        parse = _raw_page if raw else ChangesPage.model_validate
+
+        def parse(data: Any) -> ChangesPage:
+            page = _raw_page(data) if raw else ChangesPage.model_validate(data)
+            # A feed that does not advance would keep a follower asking for the same page forever.
+            if page.has_more and page.next_cursor == (cursor or ""):
+                raise ValueError("has_more with next_cursor unchanged: the feed does not advance")
+            if len(page.items) > limit:
+                raise ValueError(f"{len(page.items)} items for a limit of {limit}")
+            return page
+
         page = await self._call("changes", "GET", "/api/v1/complaints/changes", parse, params=params, raw=raw)
         assert page is not None
         return page

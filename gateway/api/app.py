@@ -9,16 +9,16 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
-from gateway.api.gql.http import router as graphql_router
-from gateway.api.ingest import router as ingest_router
-from gateway.api.reports import router as reports_api_router
-from gateway.api.reports_page import router as reports_page_router
+from gateway.api import ingest, reports, reports_page, session
+from gateway.api.gql import graphiql, http
 from gateway.core import observability
 from gateway.core.db import make_engine, make_sessionmaker
 from gateway.core.migrate import current_revision, head_revision, migrate
 from gateway.core.settings import Settings, get_settings
+from gateway.core.upstreams import build_upstreams
 from gateway.flags.dispatch import BackgroundDispatcher
 from gateway.flags.outbox import refresh_outbox_gauges
 
@@ -33,23 +33,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await migrate(engine)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        # One set of connectors per process: GraphQL and the outbox dispatcher call through the same
+        # clients, so each system has one circuit breaker, and /readyz shows it.
+        app.state.upstreams = upstreams = build_upstreams(settings)
+        upstreams.warm_up()
         # The outbox backlog is shared by every process: each replica reports it when scraped.
         app.state.refresh_gauges = partial(refresh_outbox_gauges, app.state.sessionmaker)
-        dispatcher = BackgroundDispatcher(settings, app.state.sessionmaker) if settings.dispatcher else None
+        dispatcher = (BackgroundDispatcher(settings, app.state.sessionmaker, upstreams)
+                      if settings.dispatcher else None)
         try:
             yield
         finally:
             if dispatcher is not None:
                 await dispatcher.stop()
+            await upstreams.aclose()
             await engine.dispose()
 
-    app = FastAPI(title="12315 gateway", version="1", lifespan=lifespan)
+    # /docs and /redoc from the assets of the installed fastapi-offline wheel, never a CDN (intranets).
+    app = FastAPIOffline(title="12315 gateway", version="1", lifespan=lifespan, static_url="/static/docs",
+                         favicon_url="/static/docs/favicon.png")
+    graphiql.mount(app)
     app.state.settings = settings
-    app.include_router(ingest_router)
-    app.include_router(reports_api_router)
-    app.include_router(reports_page_router)
+    app.include_router(ingest.router)
+    app.include_router(reports.router)
+    app.include_router(reports_page.router)
+    session.install(app, settings)  # sign-in, session cookie and CSRF of the pages
     observability.install(app)
-    app.include_router(graphql_router)
+    app.include_router(http.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -66,9 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 body["migrations"], status = "outdated", 503
         except Exception as exc:  # any failure to reach the database means not ready
             body["database"], status = f"unavailable: {type(exc).__name__}", 503
-        service = getattr(app.state, "graphql", None)  # holds the connectors the API calls through
-        if service is not None:
-            body["systems"] = service.upstreams.circuit_states()
+        upstreams = getattr(app.state, "upstreams", None)
+        if upstreams is not None:
+            body["systems"] = upstreams.circuit_states()
         body["status"] = "ready" if status == 200 else "not ready"
         return JSONResponse(body, status_code=status)
 

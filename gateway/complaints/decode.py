@@ -2,7 +2,7 @@
 
 Bulk loads decode millions of records; `ComplaintIn` (pydantic with Python validators) takes ~80 µs a
 record, this ~15 µs: msgspec decodes and type-checks the JSON in C, and the checks pydantic runs in Python
-are called directly, with the very same functions (`records.parse_instant`, `records.check_event_data`, the
+are called directly, with the very same functions (`gateway.core.time.parse_instant`, `records.check_event_data`, the
 same regular expressions). It is an accelerator, not a second validator: anything it does not accept
 outright goes to `ComplaintIn`, whose verdict and message stand (`decode_record`). So it accepts no record
 that `ComplaintIn` rejects, and for the records it accepts it yields the same values
@@ -34,10 +34,9 @@ from gateway.complaints.records import (
     Kind,
     Urgency,
     check_event_data,
-    money_to_cents,
-    parse_instant,
-    shanghai_date,
 )
+from gateway.core.money import money_to_cents
+from gateway.core.time import parse_instant, shanghai_date
 
 
 def _literal(values: type[Any]) -> Any:

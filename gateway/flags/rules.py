@@ -23,17 +23,17 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from sqlalchemy import bindparam, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.complaints.models import Complaint, Event
-from gateway.complaints.records import SHANGHAI
+from gateway.core.bulk import insert_ignoring_duplicates
+from gateway.core.db import chunked
+from gateway.core.time import SHANGHAI, as_utc, format_instant
 from gateway.flags.metrics import count_on_commit
-from gateway.flags.store import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem
+from gateway.flags.models import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem
 
 SURGE, CASE_FILED, CRITICAL_SAFETY = "COMPLAINT_SURGE", "CASE_FILED_FROM_REPORT", "CRITICAL_SAFETY"
 SURGE_MEDIUM, SURGE_HIGH = 5, 10  # records of one enterprise in one month
@@ -43,7 +43,6 @@ SEVERITY_RANK = {"LOW": 0, "MEDIUM": 1, "HIGH": 2}
 
 # Fixed forever: changing it would change every flag_id and the credit system would see new flags.
 FLAG_NAMESPACE = uuid.UUID("6f1b2c0e-3d2a-5b8e-9c41-12315f1a6e00")
-CHUNK = 900  # ids per IN (...) list, under SQLite's bound-parameter limit with room to spare
 
 _RECORD_COLUMNS = (
     Complaint.id, Complaint.kind, Complaint.urgency, Complaint.category, Complaint.received_at,
@@ -58,6 +57,7 @@ def flag_id(reason: str, uscc: str, part: str) -> str:
 
 
 def month_of(day: date) -> str:
+    """`YYYY-MM` of a calendar day."""
     return f"{day.year:04d}-{day.month:02d}"
 
 
@@ -69,11 +69,8 @@ def month_window(month: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-def rfc3339(at: datetime) -> str:
-    return at.astimezone(SHANGHAI).isoformat()
-
-
 def surge_severity(count: int) -> str | None:
+    """The severity of a surge of `count` records of one enterprise in one month, or None below the threshold."""
     if count >= SURGE_HIGH:
         return "HIGH"
     return "MEDIUM" if count >= SURGE_MEDIUM else None
@@ -120,10 +117,10 @@ def flag_payload(row: dict[str, Any]) -> dict[str, Any]:
         "reason": row["reason"],
         "severity": row["severity"],
         "complaint_ids": list(row["complaint_ids"]),
-        "window_start": rfc3339(row["window_start"]),
-        "window_end": rfc3339(row["window_end"]),
+        "window_start": format_instant(row["window_start"]),
+        "window_end": format_instant(row["window_end"]),
         "issued_by": row["issued_by"],
-        "issued_at": rfc3339(row["issued_at"]),
+        "issued_at": format_instant(row["issued_at"]),
     }
 
 
@@ -136,20 +133,9 @@ def incident_payload(rec: Any, now: datetime) -> dict[str, Any]:
         "urgency": rec.urgency,
         "unit_code": rec.handling_unit,
         "summary": rec.summary,
-        "reported_at": rfc3339(now),
+        "reported_at": format_instant(now),
     }
 
-
-def _insert(session: AsyncSession, model: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
-
-
-T = TypeVar("T")
-
-
-def _chunks(items: list[T], size: int = CHUNK) -> list[list[T]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 # ------------------------------------------------------------------------------------------------ the hook
@@ -161,7 +147,7 @@ async def raise_flags(session: AsyncSession, changed_ids: list[str]) -> None:
     if not changed_ids:
         return
     records: list[Any] = []
-    for chunk in _chunks(list(dict.fromkeys(changed_ids))):
+    for chunk in chunked(list(dict.fromkeys(changed_ids))):
         records.extend((await session.execute(select(*_RECORD_COLUMNS).where(Complaint.id.in_(chunk)))).all())
     await raise_flags_for(session, records)
 
@@ -201,7 +187,7 @@ async def _case_filed(session: AsyncSession, records: Sequence[Any]) -> list[Fin
     if not reports:
         return []
     filed: dict[str, datetime] = {}
-    for chunk in _chunks(list(reports)):
+    for chunk in chunked(list(reports)):
         rows = await session.execute(
             select(Event.complaint_id, func.min(Event.at))
             .where(Event.complaint_id.in_(chunk), Event.type == "CASE_FILED")
@@ -211,7 +197,7 @@ async def _case_filed(session: AsyncSession, records: Sequence[Any]) -> list[Fin
     out = []
     for cid, at in filed.items():
         r = reports[cid]
-        at = at if at.tzinfo else at.replace(tzinfo=UTC)  # func.min loses the column type on SQLite
+        at = as_utc(at)  # func.min loses the column type on SQLite
         out.append(Finding(CASE_FILED, r.respondent_uscc, r.id, "HIGH", [r.id], r.received_at, at, [_units_of(r)]))
     return out
 
@@ -306,15 +292,15 @@ async def _surging(
             Complaint.kind.in_(SURGE_KINDS),
         )
         surging: list[str] = []
-        for chunk in _chunks(usccs):
+        for chunk in chunked(usccs):
             counted = await session.execute(
                 select(Complaint.respondent_uscc)
                 .where(Complaint.respondent_uscc.in_(chunk), *within)
                 .group_by(Complaint.respondent_uscc)
                 .having(func.count() >= SURGE_MEDIUM)
             )
-            surging += counted.scalars().all()
-        for chunk in _chunks(surging):
+            surging += [u for u in counted.scalars().all() if u is not None]
+        for chunk in chunked(surging):
             rows = await session.execute(
                 select(Complaint.id, Complaint.respondent_uscc, *_unit_columns())
                 .where(Complaint.respondent_uscc.in_(chunk), *within)
@@ -335,9 +321,9 @@ async def _store_findings(session: AsyncSession, findings: list[Finding], now: d
             by_id[f.flag_id] = f
     if not by_id:
         return
-    flags = FlagRow.__table__
+    flags: Table = FlagRow.__table__  # type: ignore[assignment]
     stored: dict[str, Any] = {}
-    for chunk in _chunks(list(by_id)):
+    for chunk in chunked(list(by_id)):
         found = await session.execute(select(*flags.columns).where(flags.c.flag_id.in_(chunk)))
         stored.update({f.flag_id: f for f in found.all()})
 
@@ -377,7 +363,7 @@ async def _store_findings(session: AsyncSession, findings: list[Finding], now: d
             rows,
         )
     if payloads:
-        outbox = OutboxItem.__table__
+        outbox: Table = OutboxItem.__table__  # type: ignore[assignment]
         await session.execute(
             update(outbox)
             .where(outbox.c.system == CREDIT, outbox.c.key == bindparam("_key"), outbox.c.first_attempt_at.is_(None))
@@ -385,9 +371,9 @@ async def _store_findings(session: AsyncSession, findings: list[Finding], now: d
             payloads,
         )
     if new_rows:
-        await session.execute(_insert(session, FlagRow).on_conflict_do_nothing(), new_rows)
+        await session.execute(insert_ignoring_duplicates(session, FlagRow), new_rows)
         await session.execute(
-            _insert(session, OutboxItem).on_conflict_do_nothing(),
+            insert_ignoring_duplicates(session, OutboxItem),
             [_outbox_row(CREDIT, r["flag_id"], flag_payload(r), now) for r in new_rows],
         )
         for reason in {r["reason"] for r in new_rows}:
@@ -427,6 +413,6 @@ async def _queue_incidents(session: AsyncSession, critical: Sequence[Any], now: 
     """One incident per CRITICAL record, keyed by the record id: queued once, whatever arrives again."""
     if critical:
         await session.execute(
-            _insert(session, OutboxItem).on_conflict_do_nothing(),
+            insert_ignoring_duplicates(session, OutboxItem),
             [_outbox_row(EMERGENCY, r.id, incident_payload(r, now), now) for r in critical],
         )

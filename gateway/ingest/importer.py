@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tqdm import tqdm
 
 from gateway.core.db import transaction
-from gateway.core.observability import INGESTED
 from gateway.flags.alerts import deferred_alerts
+from gateway.ingest.metrics import count_rejected
 from gateway.ingest.pipeline import Chunk
 from gateway.ingest.store import Rejection, prepare_decoders, store_chunk
 from gateway.ingest.workers import Decoders
@@ -126,7 +126,6 @@ async def _import(
             report.lines = chunk.lines
             for (number, rid, reason), (start, stop) in zip(chunk.rejected, chunk.rejected_spans, strict=True):
                 report.rejected.append(Rejection(number, rid, reason))
-                INGESTED.labels("import", "rejected").inc()
                 bar.write(f"line {number}: {reason}", file=sys.stderr)
                 if rejects is not None:
                     raw = chunk.source[start:stop].decode("utf-8", "replace")
@@ -134,11 +133,12 @@ async def _import(
                         json.dumps({"line": number, "id": rid, "reason": reason, "raw": raw}, ensure_ascii=False)
                         + "\n"
                     )
-            if chunk.metas:
+            if not chunk.metas:
+                count_rejected("import", len(chunk.rejected))
+            else:
                 async with transaction(sessionmaker) as session:
-                    result = await store_chunk(session, chunk, units)
+                    result = await store_chunk(session, chunk, units, source="import")
                 report.stored += len(chunk.metas)
-                INGESTED.labels("import", "stored").inc(len(chunk.metas))
                 report.inserted += result.inserted
                 report.updated += result.updated
                 report.unchanged += result.unchanged

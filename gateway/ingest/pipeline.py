@@ -4,8 +4,8 @@ This is the CPU-bound half of a bulk load, and it needs no database, so `gateway
 run it in worker processes (`gateway.ingest.workers`) while the one process that talks to the database only
 moves bytes. For each record it yields:
 
-- the validation verdict (`gateway.complaints.decode`, with `ComplaintIn` as the judge of what that does
-  not accept outright), a rejection naming the reason like `validate_raw`'s;
+- the validation verdict (`gateway.complaints.decode`, with `validate_record`, the one validator, as the
+  judge of what that does not accept outright), a rejection naming the reason as `validate_record` does;
 - `RecordMeta`: the columns the flag rules and early warning look at, and the content digest;
 - the record's rows as a new record: complaints, complainants, events (numbered in `at` order) and its KPI
   facts (`kpi.obligations.derive` over its own events, as `gateway.reports.facts.derive_facts` does for a
@@ -27,10 +27,9 @@ from typing import Any, NamedTuple
 
 import msgspec
 import orjson
-from pydantic import ValidationError
 
 from gateway.complaints.decode import Decoded, EventTuple, Refused, decode_fast, decode_object, from_model
-from gateway.complaints.records import ComplaintIn, describe_errors
+from gateway.complaints.records import validate_record
 from gateway.reports.facts import (
     CALLBACK_FACT_COLUMNS,
     OBLIGATION_FACT_COLUMNS,
@@ -173,33 +172,12 @@ def pack_context(context: Context) -> bytes:
 # ---------------------------------------------------------------------------------------------- decoding
 
 
-def validate_raw(raw: Any, units: UnitIndex) -> ComplaintIn:
-    """The reference validator: a decoded JSON value (dict) or a JSON text through `ComplaintIn` and the unit
-    tree; ValueError with a one-line reason when it is bad."""
-    try:
-        if isinstance(raw, str | bytes):
-            record = ComplaintIn.model_validate_json(raw)
-        elif isinstance(raw, dict):
-            record = ComplaintIn.model_validate(raw)
-        else:
-            raise ValueError("record must be a JSON object")
-    except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise ValueError(f"not valid JSON: {exc.errors()[0]['msg']}") from None
-        if any(e["type"] == "model_type" and not e["loc"] for e in exc.errors()):
-            raise ValueError("record must be a JSON object") from None
-        raise ValueError(describe_errors(exc)) from None
-    if record.handling_unit not in units:
-        raise ValueError(f"handling_unit: unknown unit code {record.handling_unit}")
-    return record
-
-
 def validate(raw: Any, units: UnitIndex) -> Decoded:
     """One record (JSON text, or a decoded JSON value): Decoded, or ValueError with a one-line reason."""
     try:
         d = decode_fast(raw) if isinstance(raw, bytes | str) else decode_object(raw)
     except Refused:
-        return from_model(validate_raw(raw, units))
+        return from_model(validate_record(raw, units))
     if d.handling_unit not in units:
         raise ValueError(f"handling_unit: unknown unit code {d.handling_unit}")
     return d

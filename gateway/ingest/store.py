@@ -19,29 +19,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.complaints.decode import from_model
 from gateway.complaints.models import Complainant, Complaint, Event
-from gateway.complaints.records import ComplaintIn, EventIn, money_to_cents
+from gateway.complaints.records import ComplaintIn, EventIn, validate_record
 from gateway.core.bulk import bulk_insert_ignoring_duplicates, copy_text_ignoring_duplicates, insert_ignoring_duplicates
 from gateway.core.db import transaction
+from gateway.core.money import money_to_cents
 from gateway.core.settings import get_settings
 from gateway.flags.rules import raise_flags, raise_flags_for
-from gateway.ingest.pipeline import TABLES, Chunk, Decoding, decode_items, make_context, validate_raw
+from gateway.ingest.metrics import Source, count_rejected, count_stored_on_commit
+from gateway.ingest.pipeline import TABLES, Chunk, Decoding, decode_items, make_context
 from gateway.ingest.workers import Decoders
-from gateway.reports.facts import (
-    RELEVANT_EVENTS,
-    KpiCallbackFact,
-    KpiObligationFact,
-    KpiRecordFact,
-    NewRecord,
-    configured,
-    derive_facts,
-    ensure_current,
-)
+from gateway.reports.facts import RELEVANT_EVENTS, NewRecord, configured, derive_facts, ensure_current
+from gateway.reports.models import KpiCallbackFact, KpiObligationFact, KpiRecordFact
 from gateway.units.tree import UnitIndex, load_units
-from kpi.obligations import EventIn as KpiEvent
+from kpi import obligations
 
-__all__ = [
-    "IngestResult", "Rejection", "ingest_raw", "load_units", "store_chunk", "upsert_records", "validate_raw",
-]
+__all__ = ["IngestResult", "Rejection", "ingest_raw", "load_units", "store_chunk", "store_records", "upsert_records"]
 
 
 @dataclass(slots=True)
@@ -69,17 +61,39 @@ class IngestResult:
 
 
 async def ingest_raw(
-    session: AsyncSession, raws: Sequence[Any], units: UnitIndex | None = None, *, per_record: bool = False
+    session: AsyncSession,
+    raws: Sequence[Any],
+    units: UnitIndex | None = None,
+    *,
+    source: Source | None = None,
+    per_record: bool = False,
 ) -> IngestResult:
-    """Validate and store a batch; bad items are reported (by index) and skipped, good ones all stored.
-    `per_record` sends every record through the per-record path (`upsert_records`), new ones included."""
+    """Validate a batch of decoded records (records.md) and store the good ones in the caller's transaction.
+
+    Bad items are reported (`IngestResult.rejected`: position in `raws`, id if any, reason) and skipped;
+    the good ones are all stored (`store_chunk`). `source` names the way in for the
+    `gateway_ingest_records_total` counter; None counts nothing (tests, benchmarks). `per_record` sends every
+    record through the per-record path (`upsert_records`), new ones included.
+    """
     units = units if units is not None else await load_units(session)
     chunk = decode_items(Decoding(units, configured(), is_postgresql(session)), raws)
     chunk.source = raws
-    upserted = await store_chunk(session, chunk, units, per_record=per_record)
+    upserted = await store_chunk(session, chunk, units, source=source, per_record=per_record)
     result = IngestResult(stored=len(chunk.metas))
     result.rejected = [Rejection(i, rid, reason) for i, rid, reason in chunk.rejected]
     result.inserted, result.updated, result.unchanged = upserted.inserted, upserted.updated, upserted.unchanged
+    return result
+
+
+async def store_records(
+    session: AsyncSession, records: list[ComplaintIn], units: UnitIndex, *, source: Source | None = None
+) -> UpsertResult:
+    """The one way in for valid records, whatever brought them (import, push, sync): the upsert
+    (`upsert_records`) and, once the caller's transaction commits, `gateway_ingest_records_total{source,
+    result="stored"}` (None counts nothing)."""
+    result = await upsert_records(session, records, units)
+    if source is not None:
+        count_stored_on_commit(session, source, len(records))
     return result
 
 
@@ -107,7 +121,12 @@ def is_postgresql(session: AsyncSession) -> bool:
 
 
 async def store_chunk(
-    session: AsyncSession, chunk: Chunk, units: UnitIndex, *, per_record: bool = False
+    session: AsyncSession,
+    chunk: Chunk,
+    units: UnitIndex,
+    *,
+    source: Source | None = None,
+    per_record: bool = False,
 ) -> UpsertResult:
     """Store a decoded chunk in the caller's transaction, with the result `upsert_records` would give.
 
@@ -117,10 +136,14 @@ async def store_chunk(
     another digest, sent twice in the chunk, or whose facts could not be derived, takes the per-record path
     (`upsert_records`: field replacement, event merge). New rows go in first, so that what the per-record
     path then derives (surge counts, early warning) sees the whole chunk, as a single `upsert_records`
-    call over the chunk would.
+    call over the chunk would. The chunk's rejections are counted (`source`), and its records as stored once
+    the caller's transaction commits; None counts nothing.
     """
     result = UpsertResult()
     metas = chunk.metas
+    if source is not None:
+        count_rejected(source, len(chunk.rejected))
+        count_stored_on_commit(session, source, len(metas))
     if not metas:
         return result
     times = Counter(m.id for m in metas)
@@ -145,7 +168,7 @@ async def store_chunk(
         if not await _insert_new(session, chunk, fast):  # another writer stored one of them meanwhile
             slow, fast = sorted(slow + fast), []
     if slow:
-        records = [validate_raw(chunk.raw(i), units) for i in slow]
+        records = [validate_record(chunk.raw(i), units) for i in slow]
         upserted = await upsert_records(session, records, units)
         result.inserted += upserted.inserted
         result.updated += upserted.updated
@@ -222,8 +245,8 @@ async def _parts(parts: list[memoryview]) -> AsyncIterator[memoryview]:
 
 
 def content_hash(record: ComplaintIn) -> str:
-    """The digest the fast path computes too (`gateway.complaints.decode`): an unchanged record is
-    recognised whichever way it comes in."""
+    """SHA-256 (hex) of the validated record's normalised values: equal for the same record sent again, whichever
+    way it comes in (the fast path computes the same digest, `gateway.complaints.decode`)."""
     return from_model(record).digest
 
 
@@ -236,7 +259,7 @@ def _merge_versions(old: ComplaintIn, new: ComplaintIn) -> ComplaintIn:
 
 def _complaint_row(record: ComplaintIn, units: UnitIndex, digest: str, now: datetime) -> dict[str, Any]:
     unit = units.get(record.handling_unit)
-    assert unit is not None, "validate_raw checks the handling unit"
+    assert unit is not None, "validate_record checks the handling unit"
     resp = record.respondent
     return {
         "id": record.id,
@@ -278,6 +301,16 @@ def _event_row(complaint_id: str, seq: int, ev: EventIn) -> dict[str, Any]:
 
 
 async def upsert_records(session: AsyncSession, records: list[ComplaintIn], units: UnitIndex) -> UpsertResult:
+    """Store valid records (records.md's upsert) in the caller's transaction; returns how many were inserted, updated
+    and unchanged, and the ids of the new and changed ones (`changed_ids`).
+
+    A known id replaces the record's fields and merges its events by event id; the very same record again changes
+    nothing (its content hash matches); several versions of one id in `records` are merged, later fields winning.
+    Every record's handling unit must be in `units` (`validate_record` checks it): an AssertionError otherwise. Side
+    effects: KPI facts derived and flag rules run for the changed records (`after_store`). On PostgreSQL new rows go
+    in by binary COPY (`bulk_insert_ignoring_duplicates`), which rewrites JSON values of the row dicts it is given
+    to text. Database errors propagate; the caller's transaction then stores nothing.
+    """
     result = UpsertResult()
     if not records:
         return result
@@ -333,7 +366,7 @@ def _new_record(record: ComplaintIn, units: UnitIndex) -> NewRecord:
     return NewRecord(
         record.id, record.kind, record.channel, record.hotline, record.received_at, record.received_day,
         record.complainant.real_name, money_to_cents(record.recovered_amount), u1, u2, u3, u4, u5,
-        [KpiEvent(ev.type, ev.at, ev.data) for ev in record.sorted_events() if ev.type in RELEVANT_EVENTS],
+        [obligations.EventIn(ev.type, ev.at, ev.data) for ev in record.sorted_events() if ev.type in RELEVANT_EVENTS],
     )
 
 

@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -37,8 +36,6 @@ log = logging.getLogger(__name__)
 
 CURSOR = "complaints.changes.cursor"  # the sync_state row holding the feed cursor
 PAGE_SIZE = 1000
-
-SYNCED = Counter("gateway_sync_records", "Records received from the complaint platform's feed", ["result"])
 
 
 class NoUnits(Exception):
@@ -66,10 +63,12 @@ class SyncReport:
 
 
 def report_rejection(rejection: Rejection) -> None:
+    """Print one rejected record of the feed on standard error."""
     print(f"gateway sync: rejected record {rejection.id or '(no id)'}: {rejection.reason}", file=sys.stderr)
 
 
 async def read_cursor(sm: async_sessionmaker[AsyncSession]) -> str | None:
+    """The stored cursor of the platform's changes feed, or None before the first page."""
     async with sm() as session:
         return await get_state(session, CURSOR)
 
@@ -91,16 +90,12 @@ async def store_page(
         if stored != expected_cursor:
             raise CursorMoved(f"cursor moved from {expected_cursor!r} to {stored!r}")
         if chunk is None or units is None:
-            result = await ingest_raw(session, list(page.items))
-            rejected, good = result.rejected, result.stored
+            rejected = (await ingest_raw(session, list(page.items), source="sync")).rejected
         else:
-            await store_chunk(session, chunk, units)
+            await store_chunk(session, chunk, units, source="sync")
             rejected = [Rejection(i, rid, reason) for i, rid, reason in chunk.rejected]
-            good = len(chunk.metas)
         if page.next_cursor != expected_cursor:
             await set_state(session, CURSOR, page.next_cursor)
-    SYNCED.labels("stored").inc(good)
-    SYNCED.labels("rejected").inc(len(rejected))
     return rejected
 
 

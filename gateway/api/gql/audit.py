@@ -9,12 +9,13 @@ import graphene
 from gateway.api.gql import errors
 from gateway.api.gql.context import context_of
 from gateway.api.gql.listing import MAX_FIRST, PageInfo
+from gateway.api.gql.scalars import DateTime
 from gateway.complaints.pii import list_reads
 
 
 class PiiReadEntry(graphene.ObjectType):
     id = graphene.ID(required=True)
-    at = graphene.DateTime(required=True)
+    at = DateTime(required=True)
     actor = graphene.String(required=True, description="The reader's token subject.")
     actor_unit = graphene.String(required=True)
     complaint_id = graphene.ID(required=True)
@@ -43,7 +44,7 @@ async def resolve_audit_log(info: graphene.ResolveInfo, complaint_id: str | None
             raise errors.bad_input("after: not a cursor of this list", argument="after")
         before_id = int(after)
     async with ctx.sessionmaker() as session:
-        rows = await list_reads(session, ctx.scope.complaint_filter(), complaint_id=complaint_id, actor=actor,
+        rows = await list_reads(session, ctx.complaint_filter(), complaint_id=complaint_id, actor=actor,
                                 first=first, before_id=before_id)
     page = rows[:first]
     return {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from conftest import Gateway, another_gateway
+from tests.api.gql.conftest import Gateway, another_gateway
 
 OPERATIONS = Path(__file__).resolve().parents[3] / "graphql" / "operations"
 
@@ -77,9 +77,10 @@ async def test_every_operation_file_validates_and_runs_by_hash(gw: Gateway) -> N
     for path in files:
         _, digest = _operation(path.stem)
         a = await gw.gql(None, {"id": "x", "uscc": "91110000802100433B", "unit": "510800",
-                                "from": "2024-03-01", "to": "2024-03-31"},
+                                "from": "2024-03-01", "to": "2024-03-31", "complaintIds": ["x"], "note": "x",
+                                "orderId": "x"},
                          extensions={"persistedQuery": {"version": 1, "sha256Hash": digest}},
-                         roles="reader,evaluator,credit")
+                         roles="reader,evaluator,credit,supervisor")
         assert a.status == 200, (path.stem, a.body)
         assert not [c for c in a.codes() if c in {"GRAPHQL_VALIDATION_FAILED", "PERSISTED_QUERY_NOT_FOUND"}]
 
@@ -102,7 +103,7 @@ async def test_persisted_lookup_by_apollo_hash_and_document_id(gw: Gateway) -> N
 async def test_get_by_hash(gw: Gateway) -> None:
     import json
 
-    from conftest import token
+    from tests.api.gql.conftest import token
 
     _, digest = _operation("ExternalComplaintLookup")
     resp = await gw.client.get("/graphql", params={

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import statistics
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -104,24 +104,59 @@ def alert_id(unit_code: str, category: str, day: date) -> str:
 # -------------------------------------------------------------------------------------- evaluation on store
 
 
+class CellSet:
+    """A set of (county, category, day) cells, compact: per (county, category) the days as bits of one
+    integer. A year-long load of a province touches most of its county × category × day cells; as tuples
+    they would grow with the load, as bits they stay a few kilobytes per county."""
+
+    def __init__(self) -> None:
+        self._days: dict[tuple[str, str], tuple[int, int]] = {}  # (county, category) -> (first ordinal, bits)
+
+    def __len__(self) -> int:
+        return sum(bits.bit_count() for _, bits in self._days.values())
+
+    def add(self, unit: str, category: str, day: date) -> None:
+        ordinal = day.toordinal()
+        base, bits = self._days.get((unit, category), (ordinal, 0))
+        if ordinal < base:
+            bits, base = bits << (base - ordinal), ordinal
+        self._days[(unit, category)] = (base, bits | 1 << (ordinal - base))
+
+    def batches(self, size: int = 20_000) -> Iterator[set[tuple[str, str, date]]]:
+        """The cells as sets of at most about `size`, county by county."""
+        batch: set[tuple[str, str, date]] = set()
+        for (unit, category), (base, bits) in sorted(self._days.items()):
+            while bits:
+                low = bits & -bits  # the lowest day left
+                batch.add((unit, category, date.fromordinal(base + low.bit_length() - 1)))
+                bits ^= low
+            if len(batch) >= size:
+                yield batch
+                batch = set()
+        if batch:
+            yield batch
+
+
 # Bulk loads collect the cells they touch here and judge them once at the end (`deferred_alerts`): judging
 # a cell reads its trailing 28 days, and the batches of a year-long load would each read the whole table.
-_deferred: ContextVar[set[tuple[str, str, date]] | None] = ContextVar("deferred_alert_cells", default=None)
+_deferred: ContextVar[CellSet | None] = ContextVar("deferred_alert_cells", default=None)
 
 
 @asynccontextmanager
 async def deferred_alerts(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[None]:
     """Within the block, stored records mark their cells; on leaving it, even by an error, the cells are
     judged in one transaction (every batch of a load commits on its own, so what was stored stays)."""
-    cells: set[tuple[str, str, date]] = set()
+    cells = CellSet()
     token = _deferred.set(cells)
     try:
         yield
     finally:
         _deferred.reset(token)
-        if cells:
+        if len(cells):
+            now = datetime.now(UTC)
             async with sessionmaker() as session, session.begin():
-                await judge_cells(session, cells, datetime.now(UTC))
+                for batch in cells.batches():
+                    await judge_cells(session, batch, now)
 
 
 async def evaluate_alerts(session: AsyncSession, records: Sequence[Any], now: datetime) -> None:
@@ -131,7 +166,8 @@ async def evaluate_alerts(session: AsyncSession, records: Sequence[Any], now: da
         return
     deferred = _deferred.get()
     if deferred is not None:
-        deferred.update(keys)
+        for unit, category, day in keys:
+            deferred.add(unit, category, day)
         return
     await judge_cells(session, keys, now)
 

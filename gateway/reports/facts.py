@@ -24,7 +24,7 @@ import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -33,6 +33,7 @@ from sqlalchemy import (
     any_,
     bindparam,
     delete,
+    func,
     select,
     update,
 )
@@ -42,8 +43,8 @@ from gateway.complaints.models import Complaint, Event
 from gateway.core.bulk import bulk_insert_ignoring_duplicates
 from gateway.core.state import get_state, set_state
 from gateway.reports.models import FACT_MODELS, KpiCallbackFact, KpiObligationFact, KpiRecordFact
-from kpi.calendar import WorkCalendar
-from kpi.obligations import EventIn, RecordFacts, RecordIn, derive
+from kpi.calendar import CalendarError, WorkCalendar
+from kpi.obligations import EventIn, RecordFacts, RecordIn, derive, local_day
 from kpi.policies import Policies
 
 log = logging.getLogger(__name__)
@@ -159,7 +160,10 @@ def _id_in(column: Any, ids: Sequence[str], dialect: str) -> Any:
     return column.in_(ids)
 
 
-async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiConfig) -> None:
+async def _derive_batch(
+    session: AsyncSession, ids: Sequence[str], config: KpiConfig, models: Sequence[type[Any]] = FACT_MODELS
+) -> None:
+    """Derive the facts of these stored records again from their events: of the tables of `models`."""
     dialect = session.get_bind().dialect.name
 
     records = (
@@ -189,28 +193,113 @@ async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiCo
                                config.calendar, config.policies))
         for rec in records
     ]
-    for model in FACT_MODELS:
+    for model in models:
         await session.execute(
             delete(model).where(_id_in(model.complaint_id, ids, dialect)).execution_options(synchronize_session=False)
         )
-    await _insert_facts(session, facts)
+    await _insert_facts(session, facts, models)
 
 
 async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = RECORDS_PER_DERIVATION) -> int:
-    """Derive every record's facts again (after the calendar or a policy changed); returns the count."""
-    count, after = 0, ""
-    while True:
-        ids = list(
-            (await session.execute(
-                select(Complaint.id).where(Complaint.id > after).order_by(Complaint.id).limit(batch)
-            )).scalars()
-        )
-        if not ids:
-            break
-        await _derive_batch(session, ids, config)
-        count, after = count + len(ids), ids[-1]
+    """Bring every stored record's facts to `config` (after the calendar or a policy changed), in the caller's
+    transaction; returns the number of records.
+
+    Only obligation facts depend on the calendar and the policies; record and callback facts do not, and stay.
+    On PostgreSQL the obligations are worked out in one set-based UPDATE (`_rebuild_obligations`): each
+    step's start and fulfilment are fixed by the events, only its policy version, due date and on-time flag
+    follow the configuration, and only rows whose values change are written. Records whose steps themselves
+    depend on the configuration (a REPORT with EXTENDED events: the cap decides when its due date moves) are
+    derived again from their events. Elsewhere (SQLite) every record is derived again, batch by batch. Raises
+    kpi's CalendarError or PolicyError (ValueErrors) as `kpi.obligations.derive` would.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await _rebuild_obligations(session, config)
+        count = int((await session.execute(select(func.count()).select_from(Complaint))).scalar_one())
+    else:
+        count, after = 0, ""
+        while True:
+            ids = list(
+                (await session.execute(
+                    select(Complaint.id).where(Complaint.id > after).order_by(Complaint.id).limit(batch)
+                )).scalars()
+            )
+            if not ids:
+                break
+            await _derive_batch(session, ids, config)
+            count, after = count + len(ids), ids[-1]
     await set_state(session, CONFIG_KEY, config.fingerprint)
     return count
+
+
+# The new policy version, due date and on-time flag of every obligation step whose start day has a row in
+# _kpi_days: the due date is the working day `days` positions after the start day (`add_workdays`).
+_NEW_OBLIGATION = """
+    FROM _kpi_days d, _kpi_policies p, _kpi_workdays w
+    WHERE d.day = (f.valid_from AT TIME ZONE 'Asia/Shanghai')::date
+      AND d.day >= p.first_day AND (p.next_day IS NULL OR d.day < p.next_day)
+      AND w.k = d.k - 1 + CASE f.obligation WHEN 'C_ACCEPT' THEN p.c_accept WHEN 'C_CONCLUDE' THEN p.c_conclude
+                                            WHEN 'R_DECIDE' THEN p.r_decide ELSE p.r_reply END
+      AND NOT EXISTS (SELECT 1 FROM _kpi_redo r WHERE r.complaint_id = f.complaint_id)
+"""
+_ON_TIME = "(f.fulfilled_at IS NOT NULL AND (f.fulfilled_at AT TIME ZONE 'Asia/Shanghai')::date <= w.day)"
+
+
+async def _rebuild_obligations(session: AsyncSession, config: KpiConfig) -> None:
+    # Through the session first: that opens its transaction, which the temporary tables below live in.
+    redo = list((await session.execute(
+        select(Event.complaint_id).distinct().join(Complaint, Complaint.id == Event.complaint_id)
+        .where(Event.type == "EXTENDED", Complaint.kind == "REPORT")
+    )).scalars())
+    conn = await session.connection()
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    first_at, last_at = await raw.fetchrow("SELECT min(valid_from), max(valid_from) FROM kpi_obligation_facts")
+    if first_at is not None:
+        calendar, versions = config.calendar, config.policies.versions
+        first, last = local_day(first_at), local_day(last_at)
+        config.policies.in_force(first)  # PolicyError, as derive would raise, when none is in force that early
+        days = [(first + timedelta(days=i), calendar.count_through(first + timedelta(days=i)))
+                for i in range((last - first).days + 1)]
+        longest = max(max(v.days.values()) for v in versions)
+        workdays: list[tuple[int, date]] = []
+        for k in range(max(days[0][1] - 1, 0), days[-1][1] + longest):
+            try:
+                workdays.append((k, calendar.workday_at(k)))
+            except CalendarError:
+                break  # the range ends: a due date beyond it is checked for below
+        policies = [
+            (v.version, v.effective_from, versions[i + 1].effective_from if i + 1 < len(versions) else None,
+             v.days["C_ACCEPT"], v.days["C_CONCLUDE"], v.days["R_DECIDE"], v.days["R_REPLY"])
+            for i, v in enumerate(versions)
+        ]
+        await raw.execute(
+            "CREATE TEMP TABLE _kpi_days (day date PRIMARY KEY, k int NOT NULL) ON COMMIT DROP;"
+            "CREATE TEMP TABLE _kpi_workdays (k int PRIMARY KEY, day date NOT NULL) ON COMMIT DROP;"
+            "CREATE TEMP TABLE _kpi_policies (version text, first_day date, next_day date, c_accept int,"
+            " c_conclude int, r_decide int, r_reply int) ON COMMIT DROP;"
+            "CREATE TEMP TABLE _kpi_redo (complaint_id text PRIMARY KEY) ON COMMIT DROP"
+        )
+        await raw.copy_records_to_table("_kpi_days", records=days)
+        await raw.copy_records_to_table("_kpi_workdays", records=workdays)
+        await raw.copy_records_to_table("_kpi_policies", records=policies)
+        await raw.copy_records_to_table("_kpi_redo", records=[(r,) for r in redo])
+        await raw.execute("ANALYZE _kpi_days; ANALYZE _kpi_workdays; ANALYZE _kpi_policies; ANALYZE _kpi_redo")
+        if len(workdays) < days[-1][1] + longest - max(days[0][1] - 1, 0):
+            unmatched = await raw.fetchval(
+                "SELECT count(*) FROM kpi_obligation_facts f WHERE NOT EXISTS (SELECT 1" + _NEW_OBLIGATION + ")"
+                " AND NOT EXISTS (SELECT 1 FROM _kpi_redo r WHERE r.complaint_id = f.complaint_id)"
+            )
+            if unmatched:
+                raise CalendarError(f"a due date of {unmatched} obligations is beyond the calendar range")
+        # Only rows whose values change are written: a new policy version from some date on rewrites the
+        # obligations that start after it, and the rest stays as it is.
+        await raw.execute(
+            "UPDATE kpi_obligation_facts f SET policy = p.version, due_day = w.day, on_time = " + _ON_TIME
+            + _NEW_OBLIGATION
+            + " AND (f.policy, f.due_day, f.on_time) IS DISTINCT FROM (p.version, w.day, " + _ON_TIME + ")"
+        )
+    for start in range(0, len(redo), RECORDS_PER_DERIVATION):
+        await _derive_batch(session, redo[start:start + RECORDS_PER_DERIVATION], config, (KpiObligationFact,))
 
 
 async def ensure_current(session: AsyncSession, config: KpiConfig) -> bool:
@@ -271,11 +360,16 @@ async def derive_facts(
 
 
 async def _insert_facts(
-    session: AsyncSession, facts: Sequence[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]
+    session: AsyncSession,
+    facts: Sequence[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]],
+    models: Sequence[type[Any]] = FACT_MODELS,
 ) -> None:
-    await bulk_insert_ignoring_duplicates(session, KpiRecordFact, [r for r, _, _ in facts])
-    await bulk_insert_ignoring_duplicates(session, KpiObligationFact, [o for _, obs, _ in facts for o in obs])
-    await bulk_insert_ignoring_duplicates(session, KpiCallbackFact, [c for _, _, cbs in facts for c in cbs])
+    if KpiRecordFact in models:
+        await bulk_insert_ignoring_duplicates(session, KpiRecordFact, [r for r, _, _ in facts])
+    if KpiObligationFact in models:
+        await bulk_insert_ignoring_duplicates(session, KpiObligationFact, [o for _, obs, _ in facts for o in obs])
+    if KpiCallbackFact in models:
+        await bulk_insert_ignoring_duplicates(session, KpiCallbackFact, [c for _, _, cbs in facts for c in cbs])
 
 
 async def refresh_fact_units(session: AsyncSession) -> None:

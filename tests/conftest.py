@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +34,16 @@ class Database:
 
 @pytest.fixture(params=BACKENDS)
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    backend: str = request.param
+    async with open_database(request.param, tmp_path / "gateway.db") as database:
+        yield database
+
+
+@asynccontextmanager
+async def open_database(backend: str, sqlite_file: Path) -> AsyncIterator[Database]:
+    """A fresh, migrated database of `backend` (SQLite at `sqlite_file`), removed afterwards."""
     schema = None
     if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'gateway.db'}"
+        url = f"sqlite+aiosqlite:///{sqlite_file}"
     else:
         assert PG_URL
         schema = f"t_{uuid.uuid4().hex[:12]}"

@@ -17,6 +17,7 @@ changed one (`content_digest`, also computed from a `ComplaintIn`).
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from datetime import date, datetime
 from typing import Any, Literal
@@ -87,6 +88,7 @@ class _Record(msgspec.Struct):
 DECODED_FIELDS = frozenset(_Record.__struct_fields__)
 
 _decoder = msgspec.json.Decoder(_Record)
+_EVENT_TYPES = {t.value: t for t in EventType}
 _SIX_DIGITS = re.compile(r"\d{6}").fullmatch  # as records._region_code checks it
 
 
@@ -140,13 +142,11 @@ def _at(ev: EventTuple) -> datetime:
 def content_digest(values: tuple[Any, ...]) -> str:
     """SHA-256 of a record's normalised values (`_canonical`): equal for equal records, whatever way they
     came in and however their JSON was written."""
-    return hashlib.sha256(orjson.dumps(values, default=_json_default)).hexdigest()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, int):  # beyond 64 bits: orjson leaves those to us
-        return str(value)
-    raise TypeError
+    try:
+        text = orjson.dumps(values)
+    except TypeError:  # an integer beyond 64 bits in an event's data: the json module writes those
+        text = json.dumps(values, default=datetime.isoformat, ensure_ascii=False, separators=(",", ":")).encode()
+    return hashlib.sha256(text).hexdigest()
 
 
 def _canonical(d: Decoded) -> tuple[Any, ...]:
@@ -227,7 +227,7 @@ def _checked(raw: _Record) -> Decoded:
             unit = ev.unit
             if unit is not None:
                 _unit(unit)
-            check_event_data(ev.type, ev.data)
+            check_event_data(_EVENT_TYPES[ev.type], ev.data)
             events[ev.id] = (ev.id, ev.type, parse_instant(ev.at), unit, ev.data)
     except ValueError:
         raise Refused from None

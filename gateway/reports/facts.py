@@ -345,8 +345,9 @@ async def derive_facts(
     if not ids:
         return
     config = config or configured()
-    if await ensure_current(session, config):
-        return  # every record, these included, was just derived
+    # Stored facts first brought to the configuration; a rebuild leaves these records to us (it works from
+    # stored facts, and new ones have none yet).
+    await ensure_current(session, config)
     fresh = {r.id: r for r in new}
     if fresh:
         await _insert_facts(session, [

@@ -1,25 +1,17 @@
-"""KPI facts: what `kpi.obligations.derive` says about each record, stored so that a report is one
-aggregate query per table at any `as_of` (kpi.md; the design is in docs/kpi.md).
-
-Three tables, each carrying copies of the record's grouping columns (u1..u5, received_day, received_at)
-so that a report filters and groups on one table with no join:
-
-- `kpi_record_facts`: one row per record: volumes (kind, channel, hotline, recovered amount) and the
-  instants behind reply_rate, callback_rate, mediation_success_rate and case_filing_rate;
-- `kpi_obligation_facts`: one row per (record, obligation, step): the due date that applies while
-  `as_of` is in [valid_from, valid_to), the fulfilling instant and whether it was on time;
-- `kpi_callback_facts`: one row per (record, step): the latest CALLBACK's satisfaction while `as_of` is
-  in [valid_from, valid_to).
+"""KPI facts: what `kpi.obligations.derive` says about each record, stored so that a report needs no record
+in Python at any `as_of` (kpi.md; the design is in docs/kpi.md; the tables are in `gateway.reports.models`).
 
 Facts are derived in the transaction that stores the records (`derive_facts`, called by
 `gateway.ingest.store.after_store`), in batches: one query for the records, one for their events, one bulk
-delete and one bulk insert per table. They depend on the calendar and the deadline policies; the
-fingerprint of the configuration they were derived with is kept in `sync_state`, and when the
-configuration changes every record's facts are derived again before they are used.
+delete and one bulk insert per table, and the rollups (`gateway.reports.rollups`) follow: the old facts are
+retracted from them before the delete, the new ones added after the insert. Facts depend on the calendar
+and the deadline policies; the fingerprint of the configuration they were derived with is kept in
+`sync_state`, and when the configuration changes every record's facts are derived again before they are used.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -27,35 +19,25 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import (
-    ARRAY,
-    BigInteger,
-    Boolean,
-    Date,
-    Index,
-    SmallInteger,
-    String,
-    any_,
-    bindparam,
-    delete,
-    select,
-    update,
-)
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.complaints.models import Complaint, Event
 from gateway.core.bulk import bulk_insert_ignoring_duplicates
-from gateway.core.db import UTCDateTime
-from gateway.core.models import Base
 from gateway.core.state import get_state, set_state
+from gateway.reports import rollups
+from gateway.reports.models import FACT_MODELS, KpiCallbackFact, KpiObligationFact, KpiRecordFact
+from gateway.reports.rollups import id_in
 from kpi.calendar import WorkCalendar
-from kpi.obligations import EventIn, RecordFacts, RecordIn, derive
-from kpi.policies import Policies
+from kpi.obligations import EventIn, RecordFacts, RecordIn, derive, final_view
+from kpi.policies import OBLIGATIONS, Policies
 
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = "kpi.facts_config"
+# Raised whenever what is derived per record changes (2: final views and rollups), so that facts stored by an
+# older version are derived again on first use.
+FACTS_LAYOUT = 2
 BATCH = 2000
 # Event types that any rule of kpi.md looks at; the others (DISPATCHED, TRANSFERRED, ...) are not loaded.
 RELEVANT_EVENTS = (
@@ -64,69 +46,6 @@ RELEVANT_EVENTS = (
 )
 
 
-class _Grouping:
-    """The record's columns a report filters and groups on, copied into every facts row."""
-
-    complaint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    u1: Mapped[str | None] = mapped_column(String(12))
-    u2: Mapped[str | None] = mapped_column(String(12))
-    u3: Mapped[str | None] = mapped_column(String(12))
-    u4: Mapped[str | None] = mapped_column(String(12))
-    u5: Mapped[str | None] = mapped_column(String(12))
-    received_day: Mapped[date] = mapped_column(Date)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-def _grouping_indexes(table: str) -> tuple[Index, ...]:
-    return tuple(Index(f"ix_{table}_u{n}_day", f"u{n}", "received_day") for n in (2, 3, 4))
-
-
-class KpiRecordFact(_Grouping, Base):
-    __tablename__ = "kpi_record_facts"
-
-    kind: Mapped[str] = mapped_column(String(16))
-    channel: Mapped[str] = mapped_column(String(24))
-    hotline: Mapped[str | None] = mapped_column(String(5))
-    recovered_cents: Mapped[int] = mapped_column(BigInteger)
-    reply_owed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    concluded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    first_callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    mediation_outcome_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    mediation_succeeded: Mapped[bool] = mapped_column(Boolean)
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    case_filed: Mapped[bool] = mapped_column(Boolean)
-
-    __table_args__ = _grouping_indexes("kpi_record_facts")
-
-
-class KpiObligationFact(_Grouping, Base):
-    __tablename__ = "kpi_obligation_facts"
-
-    obligation: Mapped[str] = mapped_column(String(12), primary_key=True)
-    step: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
-    policy: Mapped[str] = mapped_column(String(32))
-    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
-    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    due_day: Mapped[date] = mapped_column(Date)
-    fulfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    on_time: Mapped[bool] = mapped_column(Boolean)
-
-    __table_args__ = _grouping_indexes("kpi_obligation_facts")
-
-
-class KpiCallbackFact(_Grouping, Base):
-    __tablename__ = "kpi_callback_facts"
-
-    step: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
-    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
-    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    satisfaction: Mapped[str] = mapped_column(String(24))
-
-    __table_args__ = _grouping_indexes("kpi_callback_facts")
-
-
-FACT_MODELS = (KpiRecordFact, KpiObligationFact, KpiCallbackFact)
 
 
 # ------------------------------------------------------------------------------------------ configuration
@@ -139,7 +58,9 @@ class KpiConfig:
 
     @property
     def fingerprint(self) -> str:
-        return f"{self.calendar.fingerprint}:{self.policies.fingerprint}"
+        """Changes with the calendar, the policies and the layout of the facts: stored facts whose fingerprint
+        differs are derived again before use."""
+        return f"facts-{FACTS_LAYOUT}:{self.calendar.fingerprint}:{self.policies.fingerprint}"
 
 
 _config_cache: dict[tuple[Any, ...], KpiConfig] = {}
@@ -176,6 +97,24 @@ def configured() -> KpiConfig:
 # ------------------------------------------------------------------------------------------- derivation
 
 
+def final_columns(received_at: datetime, facts: RecordFacts) -> dict[str, Any]:
+    """The final-view columns of a record's `kpi_record_facts` row (see KpiRecordFact)."""
+    view = final_view(facts, received_at)
+    return {
+        "last_change_at": view.last_change_at,
+        "open_due_day": min(view.open_dues.values()) if view.open_dues else None,
+        "last_due_day": view.last_due_day,
+        "final_policies": policies_key(view.policies),
+        "final_satisfaction": view.satisfaction,
+        **{f"final_{code.lower()}": view.states.get(code) for code in OBLIGATIONS},
+    }
+
+
+def policies_key(versions: Sequence[str]) -> str:
+    """A set of policy version names as one key: a JSON list, sorted (names may hold any character)."""
+    return json.dumps(sorted(versions), ensure_ascii=False, separators=(",", ":"))
+
+
 def _fact_rows(
     rec: Any, facts: RecordFacts
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
@@ -190,7 +129,7 @@ def _fact_rows(
         "concluded_at": facts.concluded_at, "first_callback_at": facts.first_callback_at,
         "mediation_outcome_at": facts.mediation_outcome_at, "mediation_succeeded": facts.mediation_succeeded,
         "decided_at": facts.decided_at, "case_filed": facts.case_filed,
-    }
+    } | final_columns(rec.received_at, facts)
     obligations = [
         grouping | {
             "obligation": s.obligation, "step": s.step, "policy": s.policy, "valid_from": s.valid_from,
@@ -206,14 +145,9 @@ def _fact_rows(
     return record_row, obligations, callbacks
 
 
-def _id_in(column: Any, ids: Sequence[str], dialect: str) -> Any:
-    """`column IN ids`; on PostgreSQL as `= ANY(array)`: one parameter instead of thousands to render."""
-    if dialect == "postgresql":
-        return column == any_(bindparam("ids", list(ids), type_=ARRAY(String)))
-    return column.in_(ids)
-
-
-async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiConfig) -> None:
+async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiConfig, replace: bool = True) -> None:
+    """Derive and store the facts of these stored records; `replace`: they may have facts already (which are
+    taken out of the rollups and deleted first), else they have none (a rebuild after everything was emptied)."""
     dialect = session.get_bind().dialect.name
 
     records = (
@@ -222,7 +156,7 @@ async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiCo
                 Complaint.id, Complaint.kind, Complaint.channel, Complaint.hotline, Complaint.received_at,
                 Complaint.received_day, Complaint.real_name, Complaint.recovered_amount_cents,
                 Complaint.u1, Complaint.u2, Complaint.u3, Complaint.u4, Complaint.u5,
-            ).where(_id_in(Complaint.id, ids, dialect))
+            ).where(id_in(Complaint.id, ids, dialect))
         )
     ).all()
     events: dict[str, list[EventIn]] = {}
@@ -231,7 +165,7 @@ async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiCo
             Event.complaint_id, Event.type, Event.at,
             Event.data["working_days"].as_integer(), Event.data["satisfaction"].as_string(),
         )
-        .where(_id_in(Event.complaint_id, ids, dialect), Event.type.in_(RELEVANT_EVENTS))
+        .where(id_in(Event.complaint_id, ids, dialect), Event.type.in_(RELEVANT_EVENTS))
         .order_by(Event.complaint_id, Event.seq)
     )
     for cid, type_, at, working_days, satisfaction in rows:
@@ -243,15 +177,21 @@ async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiCo
                                config.calendar, config.policies))
         for rec in records
     ]
-    for model in FACT_MODELS:
-        await session.execute(
-            delete(model).where(_id_in(model.complaint_id, ids, dialect)).execution_options(synchronize_session=False)
-        )
+    if replace:
+        await rollups.retract(session, ids)
+        for model in FACT_MODELS:
+            condition = id_in(model.complaint_id, ids, dialect)
+            await session.execute(delete(model).where(condition).execution_options(synchronize_session=False))
     await _insert_facts(session, facts)
+    if replace:
+        await rollups.add(session, ids)
 
 
 async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = BATCH) -> int:
-    """Derive every record's facts again (after the calendar or a policy changed); returns the count."""
+    """Derive every record's facts again (after the calendar or a policy changed), and the rollups from them;
+    returns the count of records."""
+    for model in FACT_MODELS:
+        await session.execute(delete(model))
     count, after = 0, ""
     while True:
         ids = list(
@@ -261,8 +201,9 @@ async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = BAT
         )
         if not ids:
             break
-        await _derive_batch(session, ids, config)
+        await _derive_batch(session, ids, config, replace=False)
         count, after = count + len(ids), ids[-1]
+    await rollups.rebuild(session)
     await set_state(session, CONFIG_KEY, config.fingerprint)
     return count
 
@@ -319,6 +260,7 @@ async def derive_facts(
                                    config.calendar, config.policies))
             for rec in fresh.values()
         ])
+        await rollups.add(session, list(fresh))
     ids = [i for i in ids if i not in fresh]
     for start in range(0, len(ids), BATCH):
         await _derive_batch(session, ids[start:start + BATCH], config)
@@ -334,10 +276,11 @@ async def _insert_facts(
 
 async def refresh_fact_units(session: AsyncSession) -> None:
     """Copy u1..u5 from the records into their facts again, after the unit tree changed shape
-    (`gateway.ingest.units_file.refresh_record_ancestors`)."""
+    (`gateway.ingest.units_file.refresh_record_ancestors`), and rebuild the rollups, whose keys are units."""
     for model in FACT_MODELS:
         values = {
             f"u{n}": select(getattr(Complaint, f"u{n}")).where(Complaint.id == model.complaint_id).scalar_subquery()
             for n in range(1, 6)
         }
         await session.execute(update(model).values(**values).execution_options(synchronize_session=False))
+    await rollups.rebuild(session)

@@ -1,0 +1,191 @@
+"""Rollups of the records' final views, kept in the transaction that stores their facts.
+
+Why: a report's cost then depends on the units and days it covers, not on the records in them. Once a
+record's last fact has happened (`kpi_record_facts.last_change_at`), its contribution at any later `as_of` is
+its final view (kpi.obligations.FinalView) less the obligations no event fulfils whose due date is not yet
+behind `as_of`. So a report (gateway.reports.build) is
+
+    kpi_rollup over the days                                  (every record's final view)
+  - kpi_open_rollup over the days with due_day >= as_of's day  (open obligations still PENDING at as_of)
+  + for the few records with last_change_at > as_of: their state at as_of minus their final view.
+
+The maintenance contract, for every path that writes facts (gateway.reports.facts, and any set-based
+import that replaces it):
+
+- `retract(session, ids)` BEFORE the facts of already-stored records are deleted or replaced;
+- `add(session, ids)` AFTER the facts of these records are inserted;
+- `rebuild(session)` after facts were rewritten wholesale (configuration change, unit tree moved).
+
+All three are set-based SQL (INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE adding signed counts) on
+PostgreSQL and SQLite, inside the caller's transaction. Rows are added to in key order, so two writers
+lock shared rollup rows in the same order. A rollup row whose records all left keeps zeros until the next
+rebuild; zeros change no sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    String,
+    and_,
+    any_,
+    bindparam,
+    case,
+    delete,
+    extract,
+    func,
+    literal,
+    select,
+    true,
+    union_all,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from gateway.reports.models import (
+    ROLLUP_DEPTHS,
+    ROLLUP_MEASURES,
+    KpiObligationFact,
+    KpiRecordFact,
+    kpi_open_rollup,
+    kpi_rollup,
+)
+from kpi.metrics import CHANNELS, HOTLINES, KINDS
+from kpi.obligations import LATE, ON_TIME, OVERDUE, SATISFIED_VALUES, UNREACHABLE
+from kpi.policies import OBLIGATIONS
+
+_STATE_VALUES = {"on_time": ON_TIME, "late": LATE, "overdue": OVERDUE}
+
+
+def id_in(column: Any, ids: Sequence[str], dialect: str) -> ColumnElement[bool]:
+    """`column IN ids`; on PostgreSQL as `= ANY(array)`: one parameter instead of thousands to render."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", list(ids), type_=ARRAY(String)))
+    return column.in_(ids)
+
+
+def _flag(condition: ColumnElement[bool]) -> Any:
+    return case((condition, 1), else_=0)
+
+
+def final_measures(r: Any = KpiRecordFact) -> dict[str, Any]:
+    """Per record of `kpi_record_facts` (or an alias of it): each rollup measure of its final view."""
+    out: dict[str, Any] = {"records": literal(1, Integer)}
+    out |= {f"kind_{k.lower()}": _flag(r.kind == k) for k in KINDS}
+    out |= {f"channel_{c.lower()}": _flag(r.channel == c) for c in CHANNELS}
+    out |= {f"hotline_{h}": _flag(r.hotline == h) for h in HOTLINES}
+    out |= {
+        "reply_owed": _flag(r.reply_owed_at.is_not(None)),
+        "replied": _flag(r.replied_at.is_not(None)),
+        "concluded": _flag(r.concluded_at.is_not(None)),
+        "called_back": _flag(and_(r.concluded_at.is_not(None), r.first_callback_at.is_not(None))),
+        "mediation_outcomes": _flag(r.mediation_outcome_at.is_not(None)),
+        "mediation_succeeded": _flag(and_(r.mediation_outcome_at.is_not(None), r.mediation_succeeded)),
+        "decided": _flag(r.decided_at.is_not(None)),
+        "case_filed": _flag(and_(r.decided_at.is_not(None), r.case_filed)),
+        "callback_reachable": _flag(and_(r.final_satisfaction.is_not(None), r.final_satisfaction != UNREACHABLE)),
+        "satisfied": _flag(r.final_satisfaction.in_(sorted(SATISFIED_VALUES))),
+        "recovered_cents": r.recovered_cents,
+    }
+    for code in OBLIGATIONS:
+        column = getattr(r, f"final_{code.lower()}")
+        out |= {f"{code.lower()}_{state}": _flag(column == value) for state, value in _STATE_VALUES.items()}
+    assert tuple(out) == ROLLUP_MEASURES
+    return out
+
+
+def _depths() -> Any:
+    return union_all(*(select(literal(d, Integer).label("depth")) for d in ROLLUP_DEPTHS)).subquery("depths")
+
+
+def _unit_keys(depth: Any, source: Any) -> list[Any]:
+    """u1..u5 of a rollup row at `depth`: the record's ancestors down to that depth, '' below it or missing."""
+    return [
+        case((depth >= n, func.coalesce(getattr(source, f"u{n}"), "")), else_="").label(f"u{n}")
+        for n in range(1, 6)
+    ]
+
+
+def _upsert(session: AsyncSession, table: Any, key: list[str], values: list[str], source: Any) -> Any:
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(table).from_select([*key, *values], source)
+    return stmt.on_conflict_do_update(
+        index_elements=key, set_={v: table.c[v] + getattr(stmt.excluded, v) for v in values}
+    )
+
+
+async def _apply(session: AsyncSession, records: ColumnElement[bool], steps: ColumnElement[bool], sign: int) -> None:
+    """Add (sign 1) or subtract (sign -1) the final views of some records: those of `kpi_record_facts`
+    matching `records`, whose obligation steps are those of `kpi_obligation_facts` matching `steps`."""
+    r, o = KpiRecordFact, KpiObligationFact
+    d = _depths()
+
+    measures = final_measures(r)
+    inner = (
+        select(
+            d.c.depth, *_unit_keys(d.c.depth, r), r.received_day,
+            r.final_policies.label("policies"),
+            func.coalesce(extract("year", r.last_due_day), 0).label("due_year"),
+            *(measures[m].label(m) for m in ROLLUP_MEASURES),
+        )
+        .select_from(r)
+        .join(d, true())
+        .where(records)
+        .subquery("facts")
+    )
+    key = ["depth", "u1", "u2", "u3", "u4", "u5", "received_day", "policies", "due_year"]
+    grouped = (
+        select(*(inner.c[k] for k in key), *((sign * func.sum(inner.c[m])).label(m) for m in ROLLUP_MEASURES))
+        .where(true())
+        .group_by(*(inner.c[k] for k in key))
+        .order_by(*(inner.c[k] for k in key))
+    )
+    await session.execute(_upsert(session, kpi_rollup, key, list(ROLLUP_MEASURES), grouped))
+
+    open_inner = (
+        select(d.c.depth, *_unit_keys(d.c.depth, o), o.received_day, o.due_day, o.obligation)
+        .select_from(o)
+        .join(d, true())
+        .where(o.valid_to.is_(None), o.fulfilled_at.is_(None), steps)
+        .subquery("open_steps")
+    )
+    open_key = ["depth", "u1", "u2", "u3", "u4", "u5", "received_day", "due_day", "obligation"]
+    open_grouped = (
+        select(*(open_inner.c[k] for k in open_key), (sign * func.count()).label("open"))
+        .where(true())
+        .group_by(*(open_inner.c[k] for k in open_key))
+        .order_by(*(open_inner.c[k] for k in open_key))
+    )
+    await session.execute(_upsert(session, kpi_open_rollup, open_key, ["open"], open_grouped))
+
+
+async def _apply_ids(session: AsyncSession, ids: Sequence[str], sign: int) -> None:
+    dialect = session.get_bind().dialect.name
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), 5000):
+        chunk = unique[start:start + 5000]
+        await _apply(session, id_in(KpiRecordFact.complaint_id, chunk, dialect),
+                     id_in(KpiObligationFact.complaint_id, chunk, dialect), sign)
+
+
+async def retract(session: AsyncSession, ids: Sequence[str]) -> None:
+    """Subtract the stored facts of these records from the rollups: call BEFORE deleting or replacing them."""
+    await _apply_ids(session, ids, -1)
+
+
+async def add(session: AsyncSession, ids: Sequence[str]) -> None:
+    """Add the stored facts of these records to the rollups: call AFTER inserting them."""
+    await _apply_ids(session, ids, 1)
+
+
+async def rebuild(session: AsyncSession) -> None:
+    """Empty the rollups and add every record's facts again (after facts were rewritten wholesale)."""
+    for table in (kpi_rollup, kpi_open_rollup):
+        await session.execute(delete(table))
+    await _apply(session, true(), true(), 1)

@@ -14,12 +14,14 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, case, extract, func, not_, or_, select
+from sqlalchemy import Date, String, and_, bindparam, case, extract, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from gateway.core.db import UTCDateTime
 from gateway.reports.facts import KpiConfig, configured, ensure_current
 from gateway.reports.models import (
     ROLLUP_MEASURES,
@@ -66,7 +68,7 @@ def _count(condition: ColumnElement[bool]) -> Any:
     return func.sum(case((condition, 1), else_=0))
 
 
-def _valid_at(model: Any, as_of: datetime) -> ColumnElement[bool]:
+def _valid_at(model: Any, as_of: Any) -> ColumnElement[bool]:
     return and_(model.valid_from <= as_of, or_(model.valid_to.is_(None), model.valid_to > as_of))
 
 
@@ -129,7 +131,7 @@ def _add_measures(c: RowCounts, row: Any, sign: int = 1) -> None:
             triple[i] += n(f"{code.lower()}_{state}")
 
 
-def _at_measures(r: Any, as_of: datetime) -> dict[str, Any]:
+def _at_measures(r: Any, as_of: Any) -> dict[str, Any]:
     """Per record of `kpi_record_facts`: the measures that table holds, as of `as_of` (0 outside the
     population). Satisfaction and obligations at `as_of` come from their own tables."""
     pop = r.received_at <= as_of
@@ -154,75 +156,64 @@ def _at_measures(r: Any, as_of: datetime) -> dict[str, Any]:
     }
 
 
-async def _read_counts(session: AsyncSession, ancestors: list[str], level: int, date_from: date, date_to: date,
-                       as_of: datetime) -> _Found:
-    """The counts of every row of a report: rollups, less open obligations not yet due, corrected for the
-    records whose facts still change after `as_of` (docs/kpi.md, "Facts tables and the report")."""
-    found = _Found()
-    as_of_day = local_day(as_of)
+@dataclass(frozen=True)
+class _Statements:
+    rollup: Any
+    open_steps: Any
+    active_records: Any
+    active_steps: Any
+    active_callbacks: Any
+
+
+@lru_cache(maxsize=32)
+def _statements(own_level: int, level: int) -> _Statements:
+    """The report's queries for a unit of `own_level` by rows of `level`, built once: the values travel as
+    parameters (a1..a<own_level> the unit and its ancestors, date_from, date_to, as_of, as_of_day)."""
     row_col = f"u{level}"
+    date_from, date_to = bindparam("date_from", type_=Date()), bindparam("date_to", type_=Date())
+    as_of, as_of_day = bindparam("as_of", type_=UTCDateTime()), bindparam("as_of_day", type_=Date())
+    ancestors = [bindparam(f"a{n}", type_=String()) for n in range(1, own_level + 1)]
 
     # 1. Every record's final view, summed by unit and day.
     ru = kpi_rollup
-    where = [ru.c.depth == level, *(ru.c[f"u{n}"] == code for n, code in enumerate(ancestors, 1)),
-             ru.c.received_day >= date_from, ru.c.received_day <= date_to]
-    query = (
+    rollup = (
         select(ru.c[row_col].label("unit"), ru.c.policies, ru.c.due_year,
                *(func.sum(ru.c[m]).label(m) for m in ROLLUP_MEASURES))
-        .where(*where)
+        .where(ru.c.depth == level, *(ru.c[f"u{n}"] == a for n, a in enumerate(ancestors, 1)),
+               ru.c.received_day >= date_from, ru.c.received_day <= date_to)
         .group_by(ru.c[row_col], ru.c.policies, ru.c.due_year)
     )
-    for row in (await session.execute(query)).mappings():
-        _add_measures(found.counts[row["unit"] or None], row)
-        found.views[(row["policies"], int(row["due_year"]))] += int(row["records"])
 
     # 2. Obligations no event fulfils, not yet due at as_of: PENDING there, counted OVERDUE in the final view.
     ro = kpi_open_rollup
-    query = (
+    open_steps = (
         select(ro.c[row_col].label("unit"), ro.c.obligation, func.sum(ro.c.open).label("open"))
-        .where(ro.c.depth == level, *(ro.c[f"u{n}"] == code for n, code in enumerate(ancestors, 1)),
+        .where(ro.c.depth == level, *(ro.c[f"u{n}"] == a for n, a in enumerate(ancestors, 1)),
                ro.c.received_day >= date_from, ro.c.received_day <= date_to, ro.c.due_day >= as_of_day)
         .group_by(ro.c[row_col], ro.c.obligation)
     )
-    for row in (await session.execute(query)).mappings():
-        found.counts[row["unit"] or None].obligations[row["obligation"]][2] -= int(row["open"])
 
     # 3. Records whose facts change after as_of (received after it, or events after it): as of as_of, less
     #    their final view, plus their open obligations that step 2 took away.
-    await _correct_active(session, found, ancestors, level, date_from, date_to, as_of)
-    return found
-
-
-async def _correct_active(session: AsyncSession, found: _Found, ancestors: list[str], level: int, date_from: date,
-                          date_to: date, as_of: datetime) -> None:
     rf, of, cf = KpiRecordFact, KpiObligationFact, KpiCallbackFact
-    own_col, row_col = f"u{len(ancestors)}", f"u{level}"
-    as_of_day = local_day(as_of)
-    active = and_(getattr(rf, own_col) == ancestors[-1], rf.received_day >= date_from, rf.received_day <= date_to,
-                  rf.last_change_at > as_of)
+    active = and_(getattr(rf, f"u{own_level}") == ancestors[-1], rf.received_day >= date_from,
+                  rf.received_day <= date_to, rf.last_change_at > as_of)
     final = final_measures(rf)
     at = _at_measures(rf, as_of)
     due_year = func.coalesce(extract("year", rf.last_due_day), 0)
-    query = (
+    active_records = (
         select(getattr(rf, row_col).label("unit"), rf.final_policies, due_year.label("due_year"),
                *(func.sum(at[m] - final[m] if m in at else -final[m]).label(m) for m in ROLLUP_MEASURES),
                func.count().label("active"))
         .where(active)
         .group_by(getattr(rf, row_col), rf.final_policies, due_year)
     )
-    any_active = False
-    for row in (await session.execute(query)).mappings():
-        any_active = True
-        _add_measures(found.counts[row["unit"]], row)
-        found.views[(row["final_policies"], int(row["due_year"]))] -= int(row["active"])
-    if not any_active:
-        return
     active_ids = select(rf.complaint_id).where(active)
 
     pop_of = and_(of.received_at <= as_of, _valid_at(of, as_of))
     fulfilled = of.fulfilled_at <= as_of
     still_open = and_(of.valid_to.is_(None), of.fulfilled_at.is_(None), of.due_day >= as_of_day)
-    query = (
+    active_steps = (
         select(
             getattr(of, row_col).label("unit"), of.obligation, of.policy,
             _count(and_(pop_of, fulfilled, of.on_time)).label("on_time"),
@@ -235,17 +226,9 @@ async def _correct_active(session: AsyncSession, found: _Found, ancestors: list[
         .where(of.complaint_id.in_(active_ids))
         .group_by(getattr(of, row_col), of.obligation, of.policy)
     )
-    for row in (await session.execute(query)).mappings():
-        triple = found.counts[row["unit"]].obligations[row["obligation"]]
-        for i, state in enumerate(STATES):
-            triple[i] += int(row[state])
-        if row["valid"]:
-            found.active_policies.add(row["policy"])
-            due = row["last_due"]
-            found.active_last_due = due if found.active_last_due is None else max(found.active_last_due, due)
 
     pop_cf = and_(cf.received_at <= as_of, _valid_at(cf, as_of))
-    query = (
+    active_callbacks = (
         select(
             getattr(cf, row_col).label("unit"),
             _count(and_(pop_cf, cf.satisfaction != UNREACHABLE)).label("callback_reachable"),
@@ -254,8 +237,42 @@ async def _correct_active(session: AsyncSession, found: _Found, ancestors: list[
         .where(cf.complaint_id.in_(active_ids))
         .group_by(getattr(cf, row_col))
     )
-    for row in (await session.execute(query)).mappings():
+    return _Statements(rollup, open_steps, active_records, active_steps, active_callbacks)
+
+
+async def _read_counts(session: AsyncSession, ancestors: list[str], level: int, date_from: date, date_to: date,
+                       as_of: datetime) -> _Found:
+    """The counts of every row of a report: rollups, less open obligations not yet due, corrected for the
+    records whose facts still change after `as_of` (docs/kpi.md, "Facts tables and the report")."""
+    found = _Found()
+    st = _statements(len(ancestors), level)
+    params: dict[str, Any] = {f"a{n}": code for n, code in enumerate(ancestors, 1)}
+    params |= {"date_from": date_from, "date_to": date_to, "as_of": as_of, "as_of_day": local_day(as_of)}
+
+    for row in (await session.execute(st.rollup, params)).mappings():
+        _add_measures(found.counts[row["unit"] or None], row)
+        found.views[(row["policies"], int(row["due_year"]))] += int(row["records"])
+    for row in (await session.execute(st.open_steps, params)).mappings():
+        found.counts[row["unit"] or None].obligations[row["obligation"]][2] -= int(row["open"])
+
+    any_active = False
+    for row in (await session.execute(st.active_records, params)).mappings():
+        any_active = True
         _add_measures(found.counts[row["unit"]], row)
+        found.views[(row["final_policies"], int(row["due_year"]))] -= int(row["active"])
+    if not any_active:
+        return found
+    for row in (await session.execute(st.active_steps, params)).mappings():
+        triple = found.counts[row["unit"]].obligations[row["obligation"]]
+        for i, state in enumerate(STATES):
+            triple[i] += int(row[state])
+        if row["valid"]:
+            found.active_policies.add(row["policy"])
+            due = row["last_due"]
+            found.active_last_due = due if found.active_last_due is None else max(found.active_last_due, due)
+    for row in (await session.execute(st.active_callbacks, params)).mappings():
+        _add_measures(found.counts[row["unit"]], row)
+    return found
 
 
 async def build_report(

@@ -26,7 +26,7 @@ from gateway.complaints.models import Complaint, Event
 from gateway.core.bulk import bulk_insert_ignoring_duplicates
 from gateway.core.state import get_state, set_state
 from gateway.reports import rollups
-from gateway.reports.models import FACT_MODELS, KpiCallbackFact, KpiObligationFact, KpiRecordFact
+from gateway.reports.models import FACT_MODELS, RECORD_FACT_MODELS, KpiCallbackFact, KpiObligationFact, KpiRecordFact
 from gateway.reports.rollups import id_in
 from kpi.calendar import WorkCalendar
 from kpi.obligations import EventIn, RecordFacts, RecordIn, derive, final_view
@@ -179,7 +179,7 @@ async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiCo
     ]
     if replace:
         await rollups.retract(session, ids)
-        for model in FACT_MODELS:
+        for model in RECORD_FACT_MODELS:
             condition = id_in(model.complaint_id, ids, dialect)
             await session.execute(delete(model).where(condition).execution_options(synchronize_session=False))
     await _insert_facts(session, facts)
@@ -277,7 +277,7 @@ async def _insert_facts(
 async def refresh_fact_units(session: AsyncSession) -> None:
     """Copy u1..u5 from the records into their facts again, after the unit tree changed shape
     (`gateway.ingest.units_file.refresh_record_ancestors`), and rebuild the rollups, whose keys are units."""
-    for model in FACT_MODELS:
+    for model in RECORD_FACT_MODELS:
         values = {
             f"u{n}": select(getattr(Complaint, f"u{n}")).where(Complaint.id == model.complaint_id).scalar_subquery()
             for n in range(1, 6)

@@ -22,6 +22,7 @@ Rollups (kept by `gateway.reports.rollups` in the transaction that stores the fa
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Column, Date, Index, Integer, SmallInteger, String, Table
 from sqlalchemy.orm import Mapped, mapped_column
@@ -108,7 +109,7 @@ class KpiCallbackFact(_Grouping, Base):
 
 
 
-FACT_MODELS = (KpiRecordFact, KpiObligationFact, KpiCallbackFact)
+RECORD_FACT_MODELS = (KpiRecordFact, KpiObligationFact, KpiCallbackFact)  # one or more rows per record
 
 # ------------------------------------------------------------------------------------------------ rollups
 
@@ -153,3 +154,6 @@ kpi_open_rollup = Table(
 )
 
 ROLLUP_TABLES = (kpi_rollup, kpi_open_rollup)
+# Every table derived from the records for reports: emptying these (and the facts fingerprint in sync_state,
+# or not) leaves nothing stale behind.
+FACT_MODELS: tuple[Any, ...] = (*RECORD_FACT_MODELS, *ROLLUP_TABLES)

@@ -18,6 +18,7 @@ from gateway.api.gql.loaders import COMPLAINT_SELECT
 from gateway.complaints.models import Complaint
 from gateway.complaints.status import status_condition
 from gateway.reports.deadlines import ensure_facts_current, overdue_condition
+from gateway.units.jurisdiction import Jurisdiction
 
 MAX_FIRST = 500
 _COMPLAINTS: Table = Complaint.__table__  # type: ignore[assignment]
@@ -114,11 +115,11 @@ class ComplaintQuery:
 
     @classmethod
     def for_caller(cls, ctx: RequestContext) -> ComplaintQuery:
-        return cls(ctx, [ctx.scope.complaint_filter()])
+        return cls(ctx, [ctx.complaint_filter()])
 
     @classmethod
     def for_enterprise(cls, ctx: RequestContext, uscc: str) -> ComplaintQuery:
-        return cls(ctx, [ctx.scope.complaint_filter(), _COMPLAINTS.c.respondent_uscc == uscc])
+        return cls(ctx, [ctx.complaint_filter(), _COMPLAINTS.c.respondent_uscc == uscc])
 
     async def apply(self, flt: dict[str, Any] | None) -> ComplaintQuery:
         if not flt:
@@ -139,7 +140,7 @@ class ComplaintQuery:
             if unit is None:
                 raise errors.bad_input(f"filter.unit: unknown unit code {flt['unit']}", argument="filter")
             # A unit outside the caller's subtree matches nothing visible: the jurisdiction condition stays.
-            conds.append(getattr(c, f"u{unit.level}") == unit.code)
+            conds.append(Jurisdiction(unit.code, unit.level).condition(Complaint.ancestor_columns()))
         if flt.get("respondent_uscc") is not None:
             if not _USCC.match(flt["respondent_uscc"]):
                 raise errors.bad_input("filter.respondentUscc: not an 18-character USCC", argument="filter")

@@ -17,13 +17,14 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Date, String, and_, bindparam, case, extract, func, not_, or_, select
+from sqlalchemy import Date, String, and_, bindparam, case, extract, func, literal, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.core.db import UTCDateTime
 from gateway.reports.facts import KpiConfig, configured, ensure_current
 from gateway.reports.models import (
+    ROLLUP_DEPTHS,
     ROLLUP_MEASURES,
     STATES,
     KpiCallbackFact,
@@ -158,6 +159,7 @@ def _at_measures(r: Any, as_of: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class _Statements:
+    rolled: bool  # rows from rollups (else from every record's facts)
     rollup: Any
     open_steps: Any
     active_records: Any
@@ -194,17 +196,24 @@ def _statements(own_level: int, level: int) -> _Statements:
     )
 
     # 3. Records whose facts change after as_of (received after it, or events after it): as of as_of, less
-    #    their final view, plus their open obligations that step 2 took away.
+    #    their final view, plus their open obligations that step 2 took away. Levels without rollups: every
+    #    record of the population, as of as_of.
+    rolled = level in ROLLUP_DEPTHS
     rf, of, cf = KpiRecordFact, KpiObligationFact, KpiCallbackFact
     active = and_(getattr(rf, f"u{own_level}") == ancestors[-1], rf.received_day >= date_from,
-                  rf.received_day <= date_to, rf.last_change_at > as_of)
+                  rf.received_day <= date_to, *([rf.last_change_at > as_of] if rolled else []))
     final = final_measures(rf)
     at = _at_measures(rf, as_of)
     due_year = func.coalesce(extract("year", rf.last_due_day), 0)
+
+    def correction(m: str) -> Any:
+        if not rolled:
+            return at.get(m, literal(0))
+        return at[m] - final[m] if m in at else -final[m]
+
     active_records = (
         select(getattr(rf, row_col).label("unit"), rf.final_policies, due_year.label("due_year"),
-               *(func.sum(at[m] - final[m] if m in at else -final[m]).label(m) for m in ROLLUP_MEASURES),
-               func.count().label("active"))
+               *(func.sum(correction(m)).label(m) for m in ROLLUP_MEASURES), func.count().label("active"))
         .where(active)
         .group_by(getattr(rf, row_col), rf.final_policies, due_year)
     )
@@ -219,7 +228,7 @@ def _statements(own_level: int, level: int) -> _Statements:
             _count(and_(pop_of, fulfilled, of.on_time)).label("on_time"),
             _count(and_(pop_of, fulfilled, not_(of.on_time))).label("late"),
             (_count(and_(pop_of, or_(of.fulfilled_at.is_(None), of.fulfilled_at > as_of), of.due_day < as_of_day))
-             + _count(still_open)).label("overdue"),
+             + (_count(still_open) if rolled else literal(0))).label("overdue"),
             _count(pop_of).label("valid"),
             func.max(case((pop_of, of.due_day))).label("last_due"),
         )
@@ -237,7 +246,7 @@ def _statements(own_level: int, level: int) -> _Statements:
         .where(cf.complaint_id.in_(active_ids))
         .group_by(getattr(cf, row_col))
     )
-    return _Statements(rollup, open_steps, active_records, active_steps, active_callbacks)
+    return _Statements(rolled, rollup, open_steps, active_records, active_steps, active_callbacks)
 
 
 async def _read_counts(session: AsyncSession, ancestors: list[str], level: int, date_from: date, date_to: date,
@@ -249,17 +258,19 @@ async def _read_counts(session: AsyncSession, ancestors: list[str], level: int, 
     params: dict[str, Any] = {f"a{n}": code for n, code in enumerate(ancestors, 1)}
     params |= {"date_from": date_from, "date_to": date_to, "as_of": as_of, "as_of_day": local_day(as_of)}
 
-    for row in (await session.execute(st.rollup, params)).mappings():
-        _add_measures(found.counts[row["unit"] or None], row)
-        found.views[(row["policies"], int(row["due_year"]))] += int(row["records"])
-    for row in (await session.execute(st.open_steps, params)).mappings():
-        found.counts[row["unit"] or None].obligations[row["obligation"]][2] -= int(row["open"])
+    if st.rolled:
+        for row in (await session.execute(st.rollup, params)).mappings():
+            _add_measures(found.counts[row["unit"] or None], row)
+            found.views[(row["policies"], int(row["due_year"]))] += int(row["records"])
+        for row in (await session.execute(st.open_steps, params)).mappings():
+            found.counts[row["unit"] or None].obligations[row["obligation"]][2] -= int(row["open"])
 
     any_active = False
     for row in (await session.execute(st.active_records, params)).mappings():
         any_active = True
         _add_measures(found.counts[row["unit"]], row)
-        found.views[(row["final_policies"], int(row["due_year"]))] -= int(row["active"])
+        if st.rolled:
+            found.views[(row["final_policies"], int(row["due_year"]))] -= int(row["active"])
     if not any_active:
         return found
     for row in (await session.execute(st.active_steps, params)).mappings():

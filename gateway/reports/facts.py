@@ -17,6 +17,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import delete, select, update
@@ -110,14 +111,17 @@ def final_columns(received_at: datetime, facts: RecordFacts) -> dict[str, Any]:
     }
 
 
-def policies_key(versions: Sequence[str]) -> str:
-    """A set of policy version names as one key: a JSON list, sorted (names may hold any character)."""
-    return json.dumps(sorted(versions), ensure_ascii=False, separators=(",", ":"))
+@lru_cache(maxsize=256)
+def policies_key(versions: tuple[str, ...]) -> str:
+    """A set of policy version names (sorted) as one key: a JSON list (names may hold any character)."""
+    return json.dumps(list(versions), ensure_ascii=False, separators=(",", ":"))
 
 
-def _fact_rows(
+def fact_rows(
     rec: Any, facts: RecordFacts
 ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of the three fact tables for one record (`rec`: a NewRecord or a row with its columns) and its
+    derived facts: (kpi_record_facts row, kpi_obligation_facts rows, kpi_callback_facts rows)."""
     grouping = {
         "complaint_id": rec.id, "u1": rec.u1, "u2": rec.u2, "u3": rec.u3, "u4": rec.u4, "u5": rec.u5,
         "received_day": rec.received_day, "received_at": rec.received_at,
@@ -173,7 +177,7 @@ async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiCo
         events.setdefault(cid, []).append(EventIn(type_, at, data))
 
     facts = [
-        _fact_rows(rec, derive(RecordIn(rec.kind, rec.received_at, rec.real_name, events.get(rec.id, ())),
+        fact_rows(rec, derive(RecordIn(rec.kind, rec.received_at, rec.real_name, events.get(rec.id, ())),
                                config.calendar, config.policies))
         for rec in records
     ]
@@ -256,7 +260,7 @@ async def derive_facts(
     fresh = {r.id: r for r in new}
     if fresh:
         await _insert_facts(session, [
-            _fact_rows(rec, derive(RecordIn(rec.kind, rec.received_at, rec.real_name, rec.events),
+            fact_rows(rec, derive(RecordIn(rec.kind, rec.received_at, rec.real_name, rec.events),
                                    config.calendar, config.policies))
             for rec in fresh.values()
         ])

@@ -113,7 +113,10 @@ RECORD_FACT_MODELS = (KpiRecordFact, KpiObligationFact, KpiCallbackFact)  # one 
 
 # ------------------------------------------------------------------------------------------------ rollups
 
-ROLLUP_DEPTHS = (2, 3, 4, 5)  # report rows are at level 2..5
+# Report rows at these levels (provinces, cities) are read from rollups; those of counties and stations from
+# the facts of the records below the unit (few: a city's, a county's), where a rollup by unit and day would
+# hold about one row per record, costing more to keep than it saves.
+ROLLUP_DEPTHS = (2, 3)
 STATES = ("on_time", "late", "overdue")
 # The additive measures of a rollup row, in the order of kpi.metrics.RowCounts.
 ROLLUP_MEASURES: tuple[str, ...] = (

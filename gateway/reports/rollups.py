@@ -40,6 +40,7 @@ from sqlalchemy import (
     func,
     literal,
     select,
+    text,
     true,
     union_all,
 )
@@ -188,4 +189,7 @@ async def rebuild(session: AsyncSession) -> None:
     """Empty the rollups and add every record's facts again (after facts were rewritten wholesale)."""
     for table in (kpi_rollup, kpi_open_rollup):
         await session.execute(delete(table))
+    if session.get_bind().dialect.name == "postgresql":
+        # Group millions of rows in memory (hash) rather than by an external sort; this transaction only.
+        await session.execute(text("SET LOCAL work_mem = '256MB'"))
     await _apply(session, true(), true(), 1)

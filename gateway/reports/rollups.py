@@ -25,6 +25,7 @@ rebuild; zeros change no sum.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -39,6 +40,7 @@ from sqlalchemy import (
     extract,
     func,
     literal,
+    literal_column,
     select,
     text,
     true,
@@ -113,32 +115,60 @@ def _unit_keys(depth: Any, source: Any) -> list[Any]:
     ]
 
 
-def _upsert(session: AsyncSession, table: Any, key: list[str], values: list[str], source: Any) -> Any:
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+def _upsert(dialect: str, table: Any, key: list[str], values: list[str], source: Any) -> Any:
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
     stmt = insert(table).from_select([*key, *values], source)
     return stmt.on_conflict_do_update(
         index_elements=key, set_={v: table.c[v] + getattr(stmt.excluded, v) for v in values}
     )
 
 
-async def _apply(session: AsyncSession, records: ColumnElement[bool], steps: ColumnElement[bool], sign: int) -> None:
-    """Add (sign 1) or subtract (sign -1) the final views of some records: those of `kpi_record_facts`
-    matching `records`, whose obligation steps are those of `kpi_obligation_facts` matching `steps`."""
+def _ids_param(column: Any, dialect: str) -> ColumnElement[bool]:
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=ARRAY(String)))
+    return column.in_(bindparam("ids", expanding=True))
+
+
+@lru_cache(maxsize=8)
+def _statements(dialect: str, by_ids: bool) -> tuple[Any, Any]:
+    """The two upserts (kpi_rollup, kpi_open_rollup) adding `:sign` times the final views of the records
+    whose ids are `:ids` (by_ids) or of every record; built once (a statement object keeps its cache key)."""
+    r, o = KpiRecordFact, KpiObligationFact
+    if by_ids:
+        return _build(dialect, _ids_param(r.complaint_id, dialect), _ids_param(o.complaint_id, dialect))
+    return _build(dialect, true(), true())
+
+
+def _build(dialect: str, records: ColumnElement[bool], steps: ColumnElement[bool]) -> tuple[Any, Any]:
+    sign = bindparam("sign", type_=Integer)
     r, o = KpiRecordFact, KpiObligationFact
     d = _depths()
+    deepest = max(ROLLUP_DEPTHS)
+    units = [f"u{n}" for n in range(1, deepest + 1)]
 
+    # Each record's measures once, summed by its units down to the deepest rollup; then spread over depths.
     measures = final_measures(r)
-    inner = (
-        select(
-            d.c.depth, *_unit_keys(d.c.depth, r), r.received_day,
-            r.final_policies.label("policies"),
-            func.coalesce(extract("year", r.last_due_day), 0).label("due_year"),
-            *(measures[m].label(m) for m in ROLLUP_MEASURES),
-        )
-        .select_from(r)
-        .join(d, true())
+    # Constants written into the SQL, not bound: PostgreSQL matches GROUP BY expressions to the select list
+    # only when they are the same text, and two bound parameters are two different texts.
+    due_year = func.coalesce(extract("year", r.last_due_day), literal_column("0"))
+    base_key = [*(func.coalesce(getattr(r, u), literal_column("''")) for u in units), r.received_day,
+                r.final_policies, due_year]
+    base = (
+        select(*(k.label(n) for k, n in zip(base_key, [*units, "received_day", "policies", "due_year"],
+                                            strict=True)),
+               *(func.sum(measures[m]).label(m) for m in ROLLUP_MEASURES))
         .where(records)
+        .group_by(*base_key)
         .subquery("facts")
+    )
+    unit_keys = [case((d.c.depth >= n, base.c[f"u{n}"]), else_="") if n <= deepest else literal("", String)
+                 for n in range(1, 6)]
+    inner = (
+        select(d.c.depth, *(k.label(f"u{n}") for n, k in enumerate(unit_keys, 1)), base.c.received_day,
+               base.c.policies, base.c.due_year, *(base.c[m] for m in ROLLUP_MEASURES))
+        .select_from(base)
+        .join(d, true())
+        .subquery("spread")
     )
     key = ["depth", "u1", "u2", "u3", "u4", "u5", "received_day", "policies", "due_year"]
     grouped = (
@@ -147,7 +177,7 @@ async def _apply(session: AsyncSession, records: ColumnElement[bool], steps: Col
         .group_by(*(inner.c[k] for k in key))
         .order_by(*(inner.c[k] for k in key))
     )
-    await session.execute(_upsert(session, kpi_rollup, key, list(ROLLUP_MEASURES), grouped))
+    rollup = _upsert(dialect, kpi_rollup, key, list(ROLLUP_MEASURES), grouped)
 
     open_inner = (
         select(d.c.depth, *_unit_keys(d.c.depth, o), o.received_day, o.due_day, o.obligation)
@@ -163,16 +193,21 @@ async def _apply(session: AsyncSession, records: ColumnElement[bool], steps: Col
         .group_by(*(open_inner.c[k] for k in open_key))
         .order_by(*(open_inner.c[k] for k in open_key))
     )
-    await session.execute(_upsert(session, kpi_open_rollup, open_key, ["open"], open_grouped))
+    return rollup, _upsert(dialect, kpi_open_rollup, open_key, ["open"], open_grouped)
+
+
+async def _apply(session: AsyncSession, ids: Sequence[str] | None, sign: int) -> None:
+    """Add (sign 1) or subtract (sign -1) the final views of the records `ids` (None: every record)."""
+    dialect = session.get_bind().dialect.name
+    params: dict[str, Any] = {"sign": sign} | ({"ids": list(ids)} if ids is not None else {})
+    for statement in _statements(dialect, ids is not None):
+        await session.execute(statement, params)
 
 
 async def _apply_ids(session: AsyncSession, ids: Sequence[str], sign: int) -> None:
-    dialect = session.get_bind().dialect.name
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), 5000):
-        chunk = unique[start:start + 5000]
-        await _apply(session, id_in(KpiRecordFact.complaint_id, chunk, dialect),
-                     id_in(KpiObligationFact.complaint_id, chunk, dialect), sign)
+        await _apply(session, unique[start:start + 5000], sign)
 
 
 async def retract(session: AsyncSession, ids: Sequence[str]) -> None:
@@ -192,4 +227,4 @@ async def rebuild(session: AsyncSession) -> None:
     if session.get_bind().dialect.name == "postgresql":
         # Group millions of rows in memory (hash) rather than by an external sort; this transaction only.
         await session.execute(text("SET LOCAL work_mem = '256MB'"))
-    await _apply(session, true(), true(), 1)
+    await _apply(session, None, 1)

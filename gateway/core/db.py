@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, event, make_url
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
+
+T = TypeVar("T")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -31,6 +33,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Values per `IN (...)` list: under SQLite's bound-parameter limit (999 in old builds) with room to spare.
+MAX_IN_LIST = 900
+
+
+def chunked(items: Sequence[T], size: int = MAX_IN_LIST) -> list[Sequence[T]]:
+    """`items` in consecutive slices of at most `size`, for `IN (...)` lists."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def is_sqlite(url: str) -> bool:
@@ -70,6 +81,32 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+_ON_COMMIT = "gateway.core.db.on_commit"
+
+
+def on_commit(session: AsyncSession, action: Callable[[], None]) -> None:
+    """Run `action` once the session's transaction commits; drop it if the transaction rolls back. For
+    counting what was stored (a rolled-back batch stored nothing), not for work that must not be lost."""
+    info = session.sync_session.info
+    actions: list[Callable[[], None]] | None = info.get(_ON_COMMIT)
+    if actions is None:
+        actions = info[_ON_COMMIT] = []
+        event.listen(session.sync_session, "after_commit", _run_actions)
+        event.listen(session.sync_session, "after_rollback", _drop_actions)
+    actions.append(action)
+
+
+def _run_actions(sync_session: Any) -> None:
+    actions: list[Callable[[], None]] = sync_session.info[_ON_COMMIT]
+    for action in actions:
+        action()
+    actions.clear()
+
+
+def _drop_actions(sync_session: Any) -> None:
+    sync_session.info[_ON_COMMIT].clear()
 
 
 @asynccontextmanager

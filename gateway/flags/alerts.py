@@ -36,14 +36,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.complaints.models import Complaint
-from gateway.complaints.records import SHANGHAI
+from gateway.core.bulk import insert_ignoring_duplicates
+from gateway.core.db import chunked
+from gateway.core.time import as_utc, shanghai_date
 from gateway.flags.metrics import count_on_commit
-from gateway.flags.store import AlertRow
+from gateway.flags.models import AlertRow
 from gateway.units.jurisdiction import Jurisdiction, jurisdiction_of
 
 WINDOW_DAYS = 28
@@ -57,6 +57,7 @@ ALERT_NAMESPACE = uuid.UUID("0b7e2f5a-8c1d-5e3f-a9b2-12315a1e7700")  # fixed: al
 
 
 def baseline(trailing: Sequence[int]) -> float:
+    """Expected daily count from the trailing days' counts: max(mean, median, 0.5)."""
     if not trailing:
         return BASELINE_FLOOR
     return max(statistics.fmean(trailing), float(statistics.median(trailing)), BASELINE_FLOOR)
@@ -86,10 +87,12 @@ def threshold(lam: float) -> int:
 
 
 def is_surge(count: int, trailing: Sequence[int]) -> bool:
+    """True when `count` alerts on the baseline of `trailing` (the 28 days before, oldest last or first alike)."""
     return count >= threshold(baseline(trailing))
 
 
 def alert_id(unit_code: str, category: str, day: date) -> str:
+    """The stable id of the alert of county `unit_code`, category and day (UUIDv5 in a fixed namespace)."""
     return str(uuid.uuid5(ALERT_NAMESPACE, f"{unit_code}|{category}|{day.isoformat()}"))
 
 
@@ -129,10 +132,14 @@ async def evaluate_alerts(session: AsyncSession, records: Sequence[Any], now: da
 
 
 async def judge_cells(session: AsyncSession, keys: set[tuple[str, str, date]], now: datetime) -> None:
+    """Judge each (county, category, day) in `keys` against its trailing 28 days, in the caller's transaction: alerts
+    found are inserted, or their count raised (never lowered); `now` stamps them. Days less than 28 days after the
+    first record stored are not judged.
+    """
     first_at = (await session.execute(select(func.min(Complaint.received_at)))).scalar()
     if first_at is None:
         return
-    first_day = _as_aware(first_at).astimezone(SHANGHAI).date()
+    first_day = shanghai_date(as_utc(first_at))
     keys = {k for k in keys if k[2] - timedelta(days=WINDOW_DAYS) >= first_day}
     if not keys:
         return
@@ -141,12 +148,12 @@ async def judge_cells(session: AsyncSession, keys: set[tuple[str, str, date]], n
     days = [k[2] for k in keys]
     counts: dict[tuple[str, str, date], int] = {}
     ancestors: dict[str, tuple[str | None, str | None, str | None]] = {}
-    for i in range(0, len(units), 500):
+    for chunk in chunked(units):
         rows = await session.execute(
             select(Complaint.u4, Complaint.category, Complaint.received_day, func.count(), Complaint.u1,
                    Complaint.u2, Complaint.u3)
             .where(
-                Complaint.u4.in_(units[i : i + 500]),
+                Complaint.u4.in_(chunk),
                 Complaint.category.in_(categories),
                 Complaint.received_day >= min(days) - timedelta(days=WINDOW_DAYS),
                 Complaint.received_day <= max(days),
@@ -184,13 +191,8 @@ async def _store(session: AsyncSession, found: dict[str, dict[str, Any]], now: d
                 update(AlertRow).where(AlertRow.alert_id == aid).values(count=row["count"], updated_at=now)
             )
     if new:
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        await session.execute(insert(AlertRow).on_conflict_do_nothing(), new)
+        await session.execute(insert_ignoring_duplicates(session, AlertRow), new)
         count_on_commit(session, "alerts", len(new))
-
-
-def _as_aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 # ---------------------------------------------------------------------------------------------- query API

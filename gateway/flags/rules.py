@@ -22,17 +22,17 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.complaints.models import Complaint, Event
-from gateway.complaints.records import SHANGHAI
+from gateway.core.bulk import insert_ignoring_duplicates
+from gateway.core.db import chunked
+from gateway.core.time import SHANGHAI, as_utc, format_instant
 from gateway.flags.metrics import count_on_commit
-from gateway.flags.store import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem
+from gateway.flags.models import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem
 
 SURGE, CASE_FILED, CRITICAL_SAFETY = "COMPLAINT_SURGE", "CASE_FILED_FROM_REPORT", "CRITICAL_SAFETY"
 SURGE_MEDIUM, SURGE_HIGH = 5, 10  # records of one enterprise in one month
@@ -42,7 +42,6 @@ SEVERITY_RANK = {"LOW": 0, "MEDIUM": 1, "HIGH": 2}
 
 # Fixed forever: changing it would change every flag_id and the credit system would see new flags.
 FLAG_NAMESPACE = uuid.UUID("6f1b2c0e-3d2a-5b8e-9c41-12315f1a6e00")
-CHUNK = 900  # ids per IN (...) list, under SQLite's bound-parameter limit with room to spare
 
 _RECORD_COLUMNS = (
     Complaint.id, Complaint.kind, Complaint.urgency, Complaint.category, Complaint.received_at,
@@ -57,6 +56,7 @@ def flag_id(reason: str, uscc: str, part: str) -> str:
 
 
 def month_of(day: date) -> str:
+    """`YYYY-MM` of a calendar day."""
     return f"{day.year:04d}-{day.month:02d}"
 
 
@@ -68,11 +68,8 @@ def month_window(month: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-def rfc3339(at: datetime) -> str:
-    return at.astimezone(SHANGHAI).isoformat()
-
-
 def surge_severity(count: int) -> str | None:
+    """The severity of a surge of `count` records of one enterprise in one month, or None below the threshold."""
     if count >= SURGE_HIGH:
         return "HIGH"
     return "MEDIUM" if count >= SURGE_MEDIUM else None
@@ -119,10 +116,10 @@ def flag_payload(row: dict[str, Any]) -> dict[str, Any]:
         "reason": row["reason"],
         "severity": row["severity"],
         "complaint_ids": list(row["complaint_ids"]),
-        "window_start": rfc3339(row["window_start"]),
-        "window_end": rfc3339(row["window_end"]),
+        "window_start": format_instant(row["window_start"]),
+        "window_end": format_instant(row["window_end"]),
         "issued_by": row["issued_by"],
-        "issued_at": rfc3339(row["issued_at"]),
+        "issued_at": format_instant(row["issued_at"]),
     }
 
 
@@ -135,20 +132,9 @@ def incident_payload(rec: Any, now: datetime) -> dict[str, Any]:
         "urgency": rec.urgency,
         "unit_code": rec.handling_unit,
         "summary": rec.summary,
-        "reported_at": rfc3339(now),
+        "reported_at": format_instant(now),
     }
 
-
-def _insert(session: AsyncSession, model: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
-
-
-T = TypeVar("T")
-
-
-def _chunks(items: list[T], size: int = CHUNK) -> list[list[T]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 # ------------------------------------------------------------------------------------------------ the hook
@@ -162,7 +148,7 @@ async def raise_flags(session: AsyncSession, changed_ids: list[str]) -> None:
     if not changed_ids:
         return
     records: list[Any] = []
-    for chunk in _chunks(list(dict.fromkeys(changed_ids))):
+    for chunk in chunked(list(dict.fromkeys(changed_ids))):
         records.extend((await session.execute(select(*_RECORD_COLUMNS).where(Complaint.id.in_(chunk)))).all())
     now = datetime.now(UTC)
     findings = [*_critical_safety(records), *await _case_filed(session, records), *await _surges(session, records)]
@@ -188,7 +174,7 @@ async def _case_filed(session: AsyncSession, records: list[Any]) -> list[Finding
     if not reports:
         return []
     filed: dict[str, datetime] = {}
-    for chunk in _chunks(list(reports)):
+    for chunk in chunked(list(reports)):
         rows = await session.execute(
             select(Event.complaint_id, func.min(Event.at))
             .where(Event.complaint_id.in_(chunk), Event.type == "CASE_FILED")
@@ -198,7 +184,7 @@ async def _case_filed(session: AsyncSession, records: list[Any]) -> list[Finding
     out = []
     for cid, at in filed.items():
         r = reports[cid]
-        at = at if at.tzinfo else at.replace(tzinfo=UTC)  # func.min loses the column type on SQLite
+        at = as_utc(at)  # func.min loses the column type on SQLite
         out.append(Finding(CASE_FILED, r.respondent_uscc, r.id, "HIGH", [r.id], r.received_at, at, [_units_of(r)]))
     return out
 
@@ -230,7 +216,7 @@ async def _surges(session: AsyncSession, records: list[Any]) -> list[Finding]:
     by_key: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for month, usccs in by_month.items():
         start, end = month_window(month)
-        for chunk in _chunks(usccs):
+        for chunk in chunked(usccs):
             rows = await session.execute(
                 select(Complaint.id, Complaint.respondent_uscc, Complaint.received_day, *_unit_columns()).where(
                     Complaint.respondent_uscc.in_(chunk),
@@ -264,7 +250,7 @@ async def _store_findings(session: AsyncSession, findings: list[Finding], now: d
     if not by_id:
         return
     stored: dict[str, FlagRow] = {}
-    for chunk in _chunks(list(by_id)):
+    for chunk in chunked(list(by_id)):
         found = await session.execute(select(FlagRow).where(FlagRow.flag_id.in_(chunk)))
         stored.update({f.flag_id: f for f in found.scalars()})
 
@@ -301,9 +287,9 @@ async def _store_findings(session: AsyncSession, findings: list[Finding], now: d
             .values(payload=flag_payload(merged))
         )
     if new_rows:
-        await session.execute(_insert(session, FlagRow).on_conflict_do_nothing(), new_rows)
+        await session.execute(insert_ignoring_duplicates(session, FlagRow), new_rows)
         await session.execute(
-            _insert(session, OutboxItem).on_conflict_do_nothing(),
+            insert_ignoring_duplicates(session, OutboxItem),
             [_outbox_row(CREDIT, r["flag_id"], flag_payload(r), now) for r in new_rows],
         )
         for reason in {r["reason"] for r in new_rows}:
@@ -343,6 +329,6 @@ async def _queue_incidents(session: AsyncSession, critical: list[Any], now: date
     """One incident per CRITICAL record, keyed by the record id: queued once, whatever arrives again."""
     if critical:
         await session.execute(
-            _insert(session, OutboxItem).on_conflict_do_nothing(),
+            insert_ignoring_duplicates(session, OutboxItem),
             [_outbox_row(EMERGENCY, r.id, incident_payload(r, now), now) for r in critical],
         )

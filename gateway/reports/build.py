@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.core.db import UTCDateTime
+from gateway.core.time import format_instant, shanghai_date
 from gateway.reports.facts import KpiConfig, configured, ensure_current
 from gateway.reports.models import (
     ROLLUP_DEPTHS,
@@ -37,7 +39,7 @@ from gateway.reports.rollups import final_measures
 from gateway.units.models import OrgUnit
 from kpi.calendar import CalendarError, years_between
 from kpi.metrics import CHANNELS, HOTLINES, KINDS, RowCounts, build_row
-from kpi.obligations import SATISFIED_VALUES, SHANGHAI, UNREACHABLE, local_day
+from kpi.obligations import SATISFIED_VALUES, UNREACHABLE
 from kpi.policies import DEFAULT_SCHEME, OBLIGATIONS, PolicyError
 from kpi.scoring import rank_rows
 
@@ -55,14 +57,13 @@ class KpiConfigError(RuntimeError):
 
 
 def load_config() -> KpiConfig:
+    """The KPI calendar and policies of the settings (the one cache, `gateway.reports.facts.kpi_config`).
+    KpiConfigError when a configured file cannot be used.
+    """
     try:
         return configured()
     except (CalendarError, PolicyError) as exc:
         raise KpiConfigError(str(exc)) from None
-
-
-def format_instant(instant: datetime) -> str:
-    return instant.astimezone(SHANGHAI).isoformat()
 
 
 def _count(condition: ColumnElement[bool]) -> Any:
@@ -71,6 +72,54 @@ def _count(condition: ColumnElement[bool]) -> Any:
 
 def _valid_at(model: Any, as_of: Any) -> ColumnElement[bool]:
     return and_(model.valid_from <= as_of, or_(model.valid_to.is_(None), model.valid_to > as_of))
+
+
+def unfulfilled_at(as_of: datetime) -> ColumnElement[bool]:
+    """SQL over `kpi_obligation_facts`: the obligation has started and is not fulfilled at `as_of` (kpi.md
+    OVERDUE or PENDING), on the step that applies then. The deadline lights use this very condition."""
+    of = KpiObligationFact
+    return and_(
+        of.received_at <= as_of, _valid_at(of, as_of), or_(of.fulfilled_at.is_(None), of.fulfilled_at > as_of)
+    )
+
+
+def overdue_at(as_of: datetime) -> ColumnElement[bool]:
+    """SQL over `kpi_obligation_facts`: OVERDUE at `as_of` (unfulfilled, due date before as_of's date), given
+    that the row is the step valid at `as_of`."""
+    of = KpiObligationFact
+    return and_(or_(of.fulfilled_at.is_(None), of.fulfilled_at > as_of), of.due_day < shanghai_date(as_of))
+
+
+@dataclass(frozen=True, slots=True)
+class ReportScope:
+    """What a report covers: `unit` (of `unit_level`), rows at `level`, received days [date_from, date_to],
+    as of `as_of`. Handed to the row sections that domains above this package compute."""
+
+    unit: str
+    unit_level: int
+    level: int
+    date_from: date
+    date_to: date
+    as_of: datetime
+
+    def population(self, model: Any) -> ColumnElement[bool]:
+        """SQL: the report's records, on any table carrying the facts' grouping columns."""
+        return and_(
+            getattr(model, f"u{self.unit_level}") == self.unit,
+            model.received_day >= self.date_from,
+            model.received_day <= self.date_to,
+            model.received_at <= self.as_of,
+        )
+
+    def row_column(self, model: Any) -> Any:
+        """The grouping column of the rows' level (null for records handled above it)."""
+        return getattr(model, f"u{self.level}")
+
+
+# The `supervision` block's counts, [issued, responded_on_time, responded_late, overdue], per row unit (None:
+# records that belong to no row) and for the whole report (an order on several rows counts once there).
+OrderCounts = tuple[dict[str | None, list[int]], list[int]]
+OrderCounter = Callable[[AsyncSession, ReportScope], Awaitable[OrderCounts]]
 
 
 async def _ensure_facts(session: AsyncSession, config: KpiConfig) -> None:
@@ -249,6 +298,16 @@ def _statements(own_level: int, level: int) -> _Statements:
     return _Statements(rolled, rollup, open_steps, active_records, active_steps, active_callbacks)
 
 
+async def _quiet_last_due(session: AsyncSession, scope: ReportScope) -> date:
+    """The latest due date of the report's records whose facts no longer change at `as_of` (their last
+    steps'), read record by record: only for the page's explanation (`details`), not for the document."""
+    rf = KpiRecordFact
+    found = (await session.execute(
+        select(func.max(rf.last_due_day)).where(scope.population(rf), rf.last_change_at <= scope.as_of)
+    )).scalar()
+    return found or scope.date_to
+
+
 async def _read_counts(session: AsyncSession, ancestors: list[str], level: int, date_from: date, date_to: date,
                        as_of: datetime) -> _Found:
     """The counts of every row of a report: rollups, less open obligations not yet due, corrected for the
@@ -256,7 +315,7 @@ async def _read_counts(session: AsyncSession, ancestors: list[str], level: int, 
     found = _Found()
     st = _statements(len(ancestors), level)
     params: dict[str, Any] = {f"a{n}": code for n, code in enumerate(ancestors, 1)}
-    params |= {"date_from": date_from, "date_to": date_to, "as_of": as_of, "as_of_day": local_day(as_of)}
+    params |= {"date_from": date_from, "date_to": date_to, "as_of": as_of, "as_of_day": shanghai_date(as_of)}
 
     if st.rolled:
         for row in (await session.execute(st.rollup, params)).mappings():
@@ -295,8 +354,18 @@ async def build_report(
     as_of: datetime | None = None,
     scheme: str | None = None,
     config: KpiConfig | None = None,
+    details: dict[str, Any] | None = None,
+    orders: OrderCounter | None = None,
 ) -> dict[str, Any]:
-    """The KPI report document of interfaces.md; ReportError for bad input."""
+    """The KPI report document of interfaces.md; ReportError for bad input.
+
+    `details`, when given, receives what the document does not carry but a page explains:
+    `calendar_fallback_years` (the years its due dates reach that the calendar does not cover) and
+    `last_due` (the latest due date among its obligations).
+
+    `orders` counts the supervision orders of each row (`gateway.supervision.report.count_orders`): this
+    package cannot import the supervision package above it, so the API and CLI hand the counter in. Without
+    it every row's `supervision` block is zeros."""
     config = config or load_config()
     scheme_name = scheme or DEFAULT_SCHEME
     try:
@@ -326,10 +395,19 @@ async def build_report(
         )
     await _ensure_facts(session, config)
 
+    scope = ReportScope(unit, top.level, level, date_from, date_to, as_of)
     ancestors = [getattr(top, f"l{n}") for n in range(1, top.level + 1)]
     found = await _read_counts(session, ancestors, level, date_from, date_to, as_of)
     counts = found.counts
-    last_due = max(date_to, found.last_due or date_to)
+    last_due = max(date_to, found.last_due or date_to)  # its year is exact, what calendar_complete needs
+    if details is not None and level in ROLLUP_DEPTHS:
+        last_due = max(last_due, await _quiet_last_due(session, scope))  # the day too, for the page
+
+    order_total = [0, 0, 0, 0]
+    if orders is not None:
+        by_row, order_total = await orders(session, scope)
+        for code, four in by_row.items():
+            counts[code].supervision = list(four)
 
     units = (
         await session.execute(
@@ -343,7 +421,11 @@ async def build_report(
     total = RowCounts()
     for c in counts.values():  # rows, plus records handled by the unit itself or above the level
         total.add(c)
+    total.supervision = list(order_total)  # an order on records of several rows is one order here
     used = [v.version for v in config.policies.versions if v.version in found.policies]
+    fallback_years = config.calendar.fallback_years(years_between(date_from, last_due))
+    if details is not None:
+        details.update(calendar_fallback_years=fallback_years, last_due=last_due)
     return {
         "unit": {"code": top.code, "name": top.name, "level": top.level},
         "level": level,
@@ -351,7 +433,7 @@ async def build_report(
         "to": date_to.isoformat(),
         "as_of": format_instant(as_of),
         "scheme": scheme_name,
-        "calendar_complete": not config.calendar.fallback_years(years_between(date_from, last_due)),
+        "calendar_complete": not fallback_years,
         "policy_versions": used,
         "total": build_row({"code": top.code, "name": top.name, "level": top.level}, total, weights),
         "rows": rank_rows(rows),

@@ -39,7 +39,7 @@ CONFIG_KEY = "kpi.facts_config"
 # Raised whenever what is derived per record changes (2: final views and rollups), so that facts stored by an
 # older version are derived again on first use.
 FACTS_LAYOUT = 2
-BATCH = 2000
+RECORDS_PER_DERIVATION = 2000  # records whose facts are derived with one read, one delete, one insert
 # Event types that any rule of kpi.md looks at; the others (DISPATCHED, TRANSFERRED, ...) are not loaded.
 RELEVANT_EVENTS = (
     "ACCEPTED", "REJECTED", "MEDIATION_SUCCEEDED", "MEDIATION_FAILED", "CLOSED", "EXTENDED",
@@ -89,6 +89,7 @@ def kpi_config(holidays_file: str | None = None, policy_file: str | None = None)
 
 
 def configured() -> KpiConfig:
+    """The KPI calendar and policies of GATEWAY_HOLIDAYS_FILE and GATEWAY_POLICY_FILE, from the one cache."""
     from gateway.core.settings import get_settings
 
     settings = get_settings()
@@ -191,7 +192,7 @@ async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiCo
         await rollups.add(session, ids)
 
 
-async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = BATCH) -> int:
+async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = RECORDS_PER_DERIVATION) -> int:
     """Derive every record's facts again (after the calendar or a policy changed), and the rollups from them;
     returns the count of records."""
     for model in FACT_MODELS:
@@ -266,8 +267,8 @@ async def derive_facts(
         ])
         await rollups.add(session, list(fresh))
     ids = [i for i in ids if i not in fresh]
-    for start in range(0, len(ids), BATCH):
-        await _derive_batch(session, ids[start:start + BATCH], config)
+    for start in range(0, len(ids), RECORDS_PER_DERIVATION):
+        await _derive_batch(session, ids[start:start + RECORDS_PER_DERIVATION], config)
 
 
 async def _insert_facts(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,8 +13,10 @@ from sqlalchemy import Table, and_, func, or_, select
 from gateway.api.gql import enums, errors
 from gateway.api.gql.context import RequestContext, context_of
 from gateway.api.gql.loaders import COMPLAINT_SELECT
+from gateway.api.gql.scalars import DateTime
 from gateway.complaints.models import Complaint
 from gateway.complaints.status import status_condition
+from gateway.core.cursor import decode_cursor, encode_cursor
 from gateway.reports.deadlines import ensure_facts_current, overdue_condition
 from gateway.units.jurisdiction import Jurisdiction
 
@@ -36,8 +36,8 @@ class ComplaintFilter(graphene.InputObjectType):
     category = graphene.List(graphene.NonNull(enums.Category))
     unit = graphene.String(description="Handled by this unit or below it.")
     respondent_uscc = graphene.String()
-    received_from = graphene.DateTime(description="Inclusive.")
-    received_to = graphene.DateTime(description="Exclusive.")
+    received_from = DateTime(description="Inclusive.")
+    received_to = DateTime(description="Exclusive.")
     status = graphene.List(graphene.NonNull(enums.ComplaintStatus))
     overdue = graphene.Boolean(description="With (true) or without (false) an obligation past its due date.")
 
@@ -60,7 +60,7 @@ class Page:
 
     @property
     def edges(self) -> list[dict[str, Any]]:
-        return [{"cursor": encode_cursor(r), "node": r} for r in self.rows]
+        return [{"cursor": row_cursor(r), "node": r} for r in self.rows]
 
 
 class ComplaintConnection(graphene.ObjectType):
@@ -79,26 +79,22 @@ class ComplaintConnection(graphene.ObjectType):
 
     @staticmethod
     def resolve_page_info(root: Page, info: graphene.ResolveInfo) -> PageInfo:
-        return PageInfo(has_next_page=root.has_next, end_cursor=encode_cursor(root.rows[-1]) if root.rows else None)
+        return PageInfo(has_next_page=root.has_next, end_cursor=row_cursor(root.rows[-1]) if root.rows else None)
 
     @staticmethod
     async def resolve_total_count(root: Page, info: graphene.ResolveInfo) -> int:
         return await root.query.count()
 
 
-def encode_cursor(row: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps([row.received_at.isoformat(), row.id]).encode()).decode()
+def row_cursor(row: Any) -> str:
+    return encode_cursor(row.received_at, row.id)
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def _position(cursor: str) -> tuple[datetime, str]:
     try:
-        at, rid = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        when = datetime.fromisoformat(at)
-        if when.tzinfo is None or not isinstance(rid, str):
-            raise ValueError
-    except Exception:
+        return decode_cursor(cursor)
+    except ValueError:
         raise errors.bad_input("after: not a cursor of this list", argument="after") from None
-    return when, rid
 
 
 def check_first(first: int) -> None:
@@ -162,7 +158,7 @@ class ComplaintQuery:
         c = _COMPLAINTS.c
         stmt = COMPLAINT_SELECT.where(*self.conditions)
         if after:
-            at, rid = decode_cursor(after)
+            at, rid = _position(after)
             stmt = stmt.where(or_(c.received_at < at, and_(c.received_at == at, c.id < rid)))
         return await self.ctx.loaders._rows(stmt.order_by(c.received_at.desc(), c.id.desc()).limit(limit))
 

@@ -60,7 +60,7 @@ from gateway.reports import rollups  # noqa: E402
 from gateway.reports.build import build_report  # noqa: E402
 from gateway.reports.facts import CONFIG_KEY, NewRecord, fact_rows, kpi_config  # noqa: E402
 from gateway.reports.models import RECORD_FACT_MODELS  # noqa: E402
-from gateway.units.sample import province_tree, units_csv  # noqa: E402
+from gateway.units.sample import province_tree, tree_ancestors, units_csv  # noqa: E402
 from kpi.obligations import EventIn, RecordIn, derive, local_day  # noqa: E402
 
 PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -516,16 +516,7 @@ async def main() -> int:
 
     tree = national_tree()
     units_text = units_csv(tree)
-    parents = {code: parent for code, _, _, parent in tree}
-    levels = {code: level for code, _, level, _ in tree}
-    ancestors: dict[str, tuple[str | None, ...]] = {}
-    for code in parents:
-        anc: list[str | None] = [None] * 5
-        cur: str | None = code
-        while cur:
-            anc[levels[cur] - 1] = cur
-            cur = parents[cur] or None
-        ancestors[code] = tuple(anc)
+    ancestors = tree_ancestors(tree)
     handling = [code for code, _, level, _ in tree if level >= 4]
     city = max((code for code, _, level, _ in tree if level == 3 and code.startswith("51")),
                key=lambda c: sum(1 for h in handling if ancestors[h][2] == c))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -312,9 +312,3 @@ def final_view(facts: RecordFacts, received_at: datetime) -> FinalView:
         last_due_day=last_due,
         satisfaction=facts.callbacks[-1].satisfaction if facts.callbacks else None,
     )
-
-
-def overdue_from(due_day: date) -> datetime:
-    """The first instant at which an unfulfilled obligation due on `due_day` is OVERDUE (Asia/Shanghai
-    midnight after the due date)."""
-    return datetime.combine(due_day + timedelta(days=1), time(0), SHANGHAI)

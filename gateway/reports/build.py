@@ -267,6 +267,12 @@ def _statements(own_level: int, level: int) -> _Statements:
         .group_by(getattr(rf, row_col), rf.final_policies, due_year)
     )
     active_ids = select(rf.complaint_id).where(active)
+    if rolled:
+        # The records changing after as_of are few, found by the last_change_at index; SQLite's planner,
+        # without PostgreSQL's range statistics, may otherwise scan every record of the unit.
+        hint = "INDEXED BY ix_kpi_record_facts_last_change"
+        active_records = active_records.with_hint(rf, hint, "sqlite")
+        active_ids = active_ids.with_hint(rf, hint, "sqlite")
 
     pop_of = and_(of.received_at <= as_of, _valid_at(of, as_of))
     fulfilled = of.fulfilled_at <= as_of

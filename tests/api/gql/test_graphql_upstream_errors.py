@@ -75,6 +75,6 @@ async def test_a_long_body_is_logged_truncated(gw: Gateway, caplog: pytest.LogCa
 
 
 def _reader() -> str:
-    from conftest import token
+    from tests.api.gql.conftest import token
 
     return token("100000", "reader")

@@ -9,10 +9,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
-from gateway.api import ingest, reports, reports_page
-from gateway.api.gql import http
+from gateway.api import ingest, reports, reports_page, session
+from gateway.api.gql import graphiql, http
 from gateway.core import observability
 from gateway.core.db import make_engine, make_sessionmaker
 from gateway.core.migrate import current_revision, head_revision, migrate
@@ -48,11 +49,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await upstreams.aclose()
             await engine.dispose()
 
-    app = FastAPI(title="12315 gateway", version="1", lifespan=lifespan)
+    # /docs and /redoc from the assets of the installed fastapi-offline wheel, never a CDN (intranets).
+    app = FastAPIOffline(title="12315 gateway", version="1", lifespan=lifespan, static_url="/static/docs",
+                         favicon_url="/static/docs/favicon.png")
+    graphiql.mount(app)
     app.state.settings = settings
     app.include_router(ingest.router)
     app.include_router(reports.router)
     app.include_router(reports_page.router)
+    session.install(app, settings)  # sign-in, session cookie and CSRF of the pages
     observability.install(app)
     app.include_router(http.router)
 

@@ -13,13 +13,14 @@ from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Row, Table, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from connectors.models import Case, Enterprise, Incident
 from gateway.api.gql.dataloader import DataLoader
 from gateway.complaints.models import Complainant, Complaint, Event
 from gateway.core.upstreams import Upstreams
 from gateway.flags.models import IncidentLink
+from gateway.supervision.orders import Order, orders_of_complaints
 from gateway.units.cache import UnitCache
 
 KEYS_PER_BATCH = 100  # keys a DataLoader sends at once: at most 100 ids per upstream request (external-systems.md)
@@ -115,6 +116,16 @@ class Loaders:
             for cid, iid in rows:
                 out[cid].append(iid)
             return out
+
+        return DataLoader(batch, max_batch=KEYS_PER_BATCH, default=[])
+
+    @cached_property
+    def supervision_orders(self) -> DataLoader[str, list[Order]]:
+        """Supervision orders by complaint id, newest first."""
+
+        async def batch(ids: list[str]) -> Mapping[str, list[Order]]:
+            async with AsyncSession(self.engine) as session:
+                return await orders_of_complaints(session, ids)
 
         return DataLoader(batch, max_batch=KEYS_PER_BATCH, default=[])
 

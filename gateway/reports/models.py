@@ -11,6 +11,7 @@ that a report filters and groups on one table with no join:
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Date, Index, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
@@ -30,6 +31,12 @@ class _Grouping:
     u5: Mapped[str | None] = mapped_column(String(12))
     received_day: Mapped[date] = mapped_column(Date)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+    @classmethod
+    def ancestor_columns(cls) -> tuple[Any, ...]:
+        """`u1`..`u5`, for `gateway.units.jurisdiction.Jurisdiction.condition`."""
+        return (cls.u1, cls.u2, cls.u3, cls.u4, cls.u5)
 
 
 def _grouping_indexes(table: str) -> tuple[Index, ...]:

@@ -17,11 +17,10 @@ from gateway.api.gql.scalars import DateTime
 from gateway.complaints.models import Complaint
 from gateway.complaints.status import status_condition
 from gateway.core.cursor import decode_cursor, encode_cursor
+from gateway.reports.deadlines import ensure_facts_current, overdue_condition
 from gateway.units.jurisdiction import Jurisdiction
 
 MAX_FIRST = 500
-OVERDUE_STEP = 100  # records read per step of the walk that checks overdue-ness record by record
-OVERDUE_SCAN = 20_000
 _COMPLAINTS: Table = Complaint.__table__  # type: ignore[assignment]
 _USCC = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{18}$")
 
@@ -109,9 +108,6 @@ class ComplaintQuery:
 
     ctx: RequestContext
     conditions: list[Any] = field(default_factory=list)
-    # Overdue-ness depends on now and the working-day calendar, not on a column: checked record by record
-    # while walking the list in order, over at most OVERDUE_SCAN records.
-    overdue: bool | None = None
 
     @classmethod
     def for_caller(cls, ctx: RequestContext) -> ComplaintQuery:
@@ -152,7 +148,10 @@ class ComplaintQuery:
         if flt.get("status"):
             conds.append(or_(*(status_condition(str(_value(s))) for s in flt["status"])))
         if flt.get("overdue") is not None:
-            self.overdue = bool(flt["overdue"])
+            # SQL over the stored due dates (gateway.reports.deadlines): exact whatever the list's size.
+            await ensure_facts_current(self.ctx.engine)
+            overdue = overdue_condition(c.id, datetime.now(UTC))
+            conds.append(overdue if flt["overdue"] else ~overdue)
         return self
 
     async def _slice(self, after: str | None, limit: int) -> list[Any]:
@@ -163,42 +162,13 @@ class ComplaintQuery:
             stmt = stmt.where(or_(c.received_at < at, and_(c.received_at == at, c.id < rid)))
         return await self.ctx.loaders._rows(stmt.order_by(c.received_at.desc(), c.id.desc()).limit(limit))
 
-    async def _overdue_rows(self, after: str | None, want: int) -> list[Any]:
-        from gateway.reports.deadlines import is_overdue
-
-        now = datetime.now(UTC)
-        out: list[Any] = []
-        scanned = 0
-        while len(out) < want:
-            rows = await self._slice(after, OVERDUE_STEP)
-            if not rows:
-                break
-            scanned += len(rows)
-            if scanned > OVERDUE_SCAN:
-                raise errors.bad_input(
-                    f"filter.overdue looks at most {OVERDUE_SCAN} records: narrow the filter (unit, received range)",
-                    argument="filter",
-                )
-            events = await self.ctx.loaders.events.load_many([r.id for r in rows])
-            out += [r for r, ev in zip(rows, events, strict=True)
-                    if is_overdue(r, ev or [], self.ctx.settings, now) == self.overdue]
-            after = row_cursor(rows[-1])
-        return out[:want]
-
     async def page(self, first: int, after: str | None) -> Page:
         check_first(first)
-        if not first:
-            rows: list[Any] = []
-        elif self.overdue is None:
-            rows = await self._slice(after, first + 1)
-        else:
-            rows = await self._overdue_rows(after, first + 1)
+        rows = await self._slice(after, first + 1) if first else []
         self.ctx.loaders.remember(rows[:first])
         return Page(rows[:first], len(rows) > first, self)
 
     async def count(self) -> int:
-        if self.overdue is not None:
-            return len(await self._overdue_rows(None, OVERDUE_SCAN))
         rows = await self.ctx.loaders._rows(select(func.count()).select_from(_COMPLAINTS).where(*self.conditions))
         return int(rows[0][0])
 

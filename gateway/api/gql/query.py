@@ -69,8 +69,14 @@ class Query(SupervisionQuery, graphene.ObjectType):
     async def resolve_complaint(root: Any, info: graphene.ResolveInfo, id: str) -> Any:
         ctx = context_of(info)
         ctx.require("reader")
-        row = await ctx.loaders.complaint.load(id)
-        return row if row is not None and ctx.sees_complaint(row) else None
+        row = ctx.loaders.complaint.load(id)
+        if _selects(info, "incidents"):
+            # The record's incident links are a second lookup in the store before the emergency system can be
+            # asked: started now, beside the record's, it is off the federated query's critical path. Only
+            # ever read if the record turns out visible (Complaint.incidents).
+            ctx.loaders.incident_ids.load(id)
+        found = await row
+        return found if found is not None and ctx.sees_complaint(found) else None
 
     @staticmethod
     async def resolve_complaints(root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None,
@@ -116,3 +122,11 @@ class Query(SupervisionQuery, graphene.ObjectType):
     async def resolve_audit_log(root: Any, info: graphene.ResolveInfo, first: int, complaint_id: str | None = None,
                                 actor: str | None = None, after: str | None = None) -> Any:
         return await resolve_audit_log(info, complaint_id, actor, first, after)
+
+
+def _selects(info: graphene.ResolveInfo, name: str) -> bool:
+    """Whether the field being resolved selects `name` directly (fragments are not looked into)."""
+    selection_set = info.field_nodes[0].selection_set
+    return selection_set is not None and any(
+        getattr(getattr(sel, "name", None), "value", None) == name for sel in selection_set.selections
+    )

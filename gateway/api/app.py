@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from gateway.api.analysis import router as analysis_router
 from gateway.api.gql.http import router as graphql_router
 from gateway.api.ingest import router as ingest_router
 from gateway.api.reports import router as reports_api_router
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(ingest_router)
     app.include_router(reports_api_router)
+    app.include_router(analysis_router)
     app.include_router(reports_page_router)
     observability.install(app)
     app.include_router(graphql_router)

@@ -46,6 +46,14 @@ async def within(session: AsyncSession, unit: str, root: str) -> bool:
     return ancestor == root
 
 
+def principal_of(request: Request) -> Principal:
+    """The caller of a REST request, from its bearer token; AuthError when it has none or a bad one."""
+    secret = request.app.state.settings.jwt_secret
+    if secret is None:
+        raise AuthError("GATEWAY_JWT_SECRET is not set")
+    return decode_token(secret.get_secret_value(), bearer_token(request.headers.get("authorization")))
+
+
 def _date(name: str, value: str | None) -> date:
     if not value:
         raise ReportError(f"{name} is required (YYYY-MM-DD)")
@@ -76,13 +84,8 @@ def _params(query: Any) -> dict[str, Any]:
 
 @router.get("/api/v1/kpi/report", response_model=None)
 async def kpi_report(request: Request) -> Response:
-    secret = request.app.state.settings.jwt_secret
     try:
-        if secret is None:
-            raise AuthError("GATEWAY_JWT_SECRET is not set")
-        principal: Principal = decode_token(
-            secret.get_secret_value(), bearer_token(request.headers.get("authorization"))
-        )
+        principal = principal_of(request)
     except AuthError as exc:
         return error("UNAUTHENTICATED", str(exc))
     if not principal.has("evaluator"):

@@ -9,6 +9,7 @@ import graphene
 
 from gateway.api.gql import errors
 from gateway.api.gql.alerts import EarlyWarning, resolve_alerts
+from gateway.api.gql.analysis import SERIES_ARGS, TRENDS_ARGS, SeriesPoint, TrendReport, resolve_series, resolve_trends
 from gateway.api.gql.audit import PiiReadConnection, resolve_audit_log
 from gateway.api.gql.context import context_of
 from gateway.api.gql.flags import CreditFlagConnection, resolve_credit_flags
@@ -62,6 +63,14 @@ class Query(graphene.ObjectType):
         required=True,
         description="Clear reads of personal data, newest first (role `pii`).",
     )
+    trends = graphene.Field(
+        TrendReport, **TRENDS_ARGS, required=True,
+        description="环比/同比: counts by a dimension against an earlier period (roles supervisor, evaluator).",
+    )
+    series = graphene.Field(
+        graphene.List(graphene.NonNull(SeriesPoint)), **SERIES_ARGS, required=True,
+        description="Zero-filled counts per day, ISO week or month (roles supervisor, evaluator).",
+    )
 
     @staticmethod
     async def resolve_complaint(root: Any, info: graphene.ResolveInfo, id: str) -> Any:
@@ -114,3 +123,14 @@ class Query(graphene.ObjectType):
     async def resolve_audit_log(root: Any, info: graphene.ResolveInfo, first: int, complaint_id: str | None = None,
                                 actor: str | None = None, after: str | None = None) -> Any:
         return await resolve_audit_log(info, complaint_id, actor, first, after)
+
+    @staticmethod
+    async def resolve_trends(root: Any, info: graphene.ResolveInfo, unit: str, from_: date, to: date, by: Any,
+                             compare_with: Any = None, filter: dict[str, Any] | None = None,
+                             top: int | None = None) -> Any:
+        return await resolve_trends(info, unit, from_, to, by, compare_with, filter, top)
+
+    @staticmethod
+    async def resolve_series(root: Any, info: graphene.ResolveInfo, unit: str, from_: date, to: date, interval: Any,
+                             filter: dict[str, Any] | None = None) -> Any:
+        return await resolve_series(info, unit, from_, to, interval, filter)

@@ -12,16 +12,18 @@ from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.api.reports import FORMATS, error, principal_of, within
+from gateway.api.auth import SignIn, bearer_sign_in
+from gateway.api.reports import FORMATS, error
 from gateway.complaints.filters import FilterError, filter_conditions, filter_from_json
 from gateway.core.auth import AuthError
 from gateway.supervision import analysis, exports
 from gateway.supervision.analysis import AnalysisError
+from gateway.units.jurisdiction import caller_sees_unit
 from gateway.units.models import OrgUnit
 
 router = APIRouter()
@@ -58,13 +60,11 @@ def _top(query: Any) -> int:
 Run = Callable[[AsyncSession, Any, list[ColumnElement[bool]]], Awaitable[tuple[dict[str, Any], str, Any, Any]]]
 
 
-async def _answer(request: Request, run: Run) -> Response:
-    """Authenticate, check role, jurisdiction and filter, then `run` → (document, file stem, csv, xlsx)."""
-    try:
-        principal = principal_of(request)
-    except AuthError as exc:
-        return error("UNAUTHENTICATED", str(exc))
-    if not any(principal.has(role) for role in ANALYSTS):
+async def _answer(request: Request, caller: SignIn, run: Run) -> Response:
+    """Check role, jurisdiction and filter, then `run` → (document, file stem, csv, xlsx)."""
+    if isinstance(caller, AuthError):
+        return error("UNAUTHENTICATED", str(caller))
+    if not any(caller.has(role) for role in ANALYSTS):
         return error("FORBIDDEN", "analysis needs the role 'supervisor' or 'evaluator'")
     query = request.query_params
     unit, fmt = query.get("unit"), query.get("format") or "json"
@@ -75,9 +75,9 @@ async def _answer(request: Request, run: Run) -> Response:
     try:
         flt = filter_from_json(query.get("filter"))
         async with request.app.state.sessionmaker() as session:
-            if not await within(session, unit, principal.unit):
+            if not await caller_sees_unit(session, caller.unit, unit):
                 # an unknown unit gets the same answer as a foreign one: codes are not revealed
-                return error("FORBIDDEN", f"unit {unit} is not your unit {principal.unit} nor below it")
+                return error("FORBIDDEN", f"unit {unit} is not your unit {caller.unit} nor below it")
 
             async def unit_level(code: str) -> int | None:
                 return await session.scalar(select(OrgUnit.level).where(OrgUnit.code == code))
@@ -99,7 +99,7 @@ async def _answer(request: Request, run: Run) -> Response:
 
 
 @router.get("/api/v1/analysis/trends", response_model=None)
-async def trends(request: Request) -> Response:
+async def trends(request: Request, caller: SignIn = Depends(bearer_sign_in)) -> Response:
     async def run(session: AsyncSession, query: Any, conditions: list[ColumnElement[bool]]) -> Any:
         date_from, date_to = _date(query, "from"), _date(query, "to")
         report = await analysis.trends(
@@ -109,11 +109,11 @@ async def trends(request: Request) -> Response:
         stem = f"trends-{report.unit.code}-{report.by}-{date_from}-{date_to}"
         return exports.trend_document(report), stem, exports.trends_csv, exports.trends_xlsx
 
-    return await _answer(request, run)
+    return await _answer(request, caller, run)
 
 
 @router.get("/api/v1/analysis/series", response_model=None)
-async def series(request: Request) -> Response:
+async def series(request: Request, caller: SignIn = Depends(bearer_sign_in)) -> Response:
     async def run(session: AsyncSession, query: Any, conditions: list[ColumnElement[bool]]) -> Any:
         date_from, date_to = _date(query, "from"), _date(query, "to")
         interval = _choice(query, "interval", analysis.INTERVALS)
@@ -123,4 +123,4 @@ async def series(request: Request) -> Response:
         return exports.series_document(unit, date_from, date_to, interval, points), stem, exports.series_csv, \
             exports.series_xlsx
 
-    return await _answer(request, run)
+    return await _answer(request, caller, run)

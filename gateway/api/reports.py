@@ -10,16 +10,15 @@ import time
 from datetime import date, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.api.auth import SignIn, bearer_sign_in
 from gateway.complaints.records import parse_instant
-from gateway.core.auth import AuthError, Principal, bearer_token, decode_token
+from gateway.core.auth import AuthError
 from gateway.core.observability import REPORT_DURATION
 from gateway.reports.build import KpiConfigError, ReportError, build_report, load_config
-from gateway.units.models import OrgUnit
+from gateway.units.jurisdiction import caller_sees_unit
 from kpi.exports import to_csv, to_xlsx
 
 router = APIRouter()
@@ -35,23 +34,6 @@ _STATUS = {"UNAUTHENTICATED": 401, "FORBIDDEN": 403, "NOT_FOUND": 404, "BAD_USER
 def error(code: str, message: str) -> JSONResponse:
     return JSONResponse({"errors": [{"message": message, "extensions": {"code": code}}]},
                         status_code=_STATUS[code])
-
-
-async def within(session: AsyncSession, unit: str, root: str) -> bool:
-    """True when `unit` is `root` or below it (an unknown unit is not)."""
-    root_level = await session.scalar(select(OrgUnit.level).where(OrgUnit.code == root))
-    if root_level is None:
-        return False
-    ancestor = await session.scalar(select(getattr(OrgUnit, f"l{root_level}")).where(OrgUnit.code == unit))
-    return ancestor == root
-
-
-def principal_of(request: Request) -> Principal:
-    """The caller of a REST request, from its bearer token; AuthError when it has none or a bad one."""
-    secret = request.app.state.settings.jwt_secret
-    if secret is None:
-        raise AuthError("GATEWAY_JWT_SECRET is not set")
-    return decode_token(secret.get_secret_value(), bearer_token(request.headers.get("authorization")))
 
 
 def _date(name: str, value: str | None) -> date:
@@ -83,12 +65,10 @@ def _params(query: Any) -> dict[str, Any]:
 
 
 @router.get("/api/v1/kpi/report", response_model=None)
-async def kpi_report(request: Request) -> Response:
-    try:
-        principal = principal_of(request)
-    except AuthError as exc:
-        return error("UNAUTHENTICATED", str(exc))
-    if not principal.has("evaluator"):
+async def kpi_report(request: Request, caller: SignIn = Depends(bearer_sign_in)) -> Response:
+    if isinstance(caller, AuthError):
+        return error("UNAUTHENTICATED", str(caller))
+    if not caller.has("evaluator"):
         return error("FORBIDDEN", "KPI reports need the evaluator role")
     query = request.query_params
     unit = query.get("unit")
@@ -102,9 +82,9 @@ async def kpi_report(request: Request) -> Response:
         params = _params(query)
         config = load_config()
         async with request.app.state.sessionmaker() as session:
-            if not await within(session, unit, principal.unit):
+            if not await caller_sees_unit(session, caller.unit, unit):
                 # an unknown unit gets the same answer as a foreign one: codes are not revealed
-                return error("FORBIDDEN", f"unit {unit} is not your unit {principal.unit} nor below it")
+                return error("FORBIDDEN", f"unit {unit} is not your unit {caller.unit} nor below it")
             doc = await build_report(session, unit=unit, config=config, **params)
     except ReportError as exc:
         return error(exc.code, str(exc))

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Table, or_
 from gateway.complaints.models import Complaint
 from gateway.complaints.records import Category, Channel, Hotline, Kind, Urgency, parse_instant
 from gateway.complaints.status import ComplaintStatusValue, status_condition
+from gateway.units.jurisdiction import Jurisdiction
 
 _COMPLAINTS: Table = Complaint.__table__  # type: ignore[assignment]
 USCC_PATTERN = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{18}$")
@@ -134,7 +135,7 @@ async def filter_conditions(flt: Mapping[str, Any] | None, unit_level: UnitLevel
         if level is None:
             raise FilterError(f"filter.unit: unknown unit code {flt['unit']}")
         # A unit outside the caller's subtree matches nothing visible: the jurisdiction condition stays.
-        conds.append(c[f"u{level}"] == flt["unit"])
+        conds.append(Jurisdiction(flt["unit"], level).condition(Complaint.ancestor_columns()))
     if flt.get("respondent_uscc") is not None:
         if not USCC_PATTERN.match(str(flt["respondent_uscc"])):
             raise FilterError("filter.respondentUscc: not an 18-character USCC")

@@ -44,7 +44,7 @@ from gateway.complaints.models import Complaint
 from gateway.complaints.records import SHANGHAI
 from gateway.flags.metrics import count_on_commit
 from gateway.flags.store import AlertRow
-from gateway.units.models import OrgUnit
+from gateway.units.jurisdiction import Jurisdiction, jurisdiction_of
 
 WINDOW_DAYS = 28
 MIN_COUNT = 5
@@ -209,37 +209,28 @@ class AlertView:
     updated_at: datetime
 
 
-def _within(code: str, level: int) -> Any:
-    """Alerts of counties at or below the unit `code` of `level`; a station (level 5) holds no county."""
-    if level <= 3:
-        return getattr(AlertRow, f"a{level}") == code
-    if level == 4:
-        return AlertRow.unit_code == code
-    return AlertRow.unit_code.is_(None)
-
-
 async def list_alerts(
     session: AsyncSession,
     unit: str | None = None,
     since: date | None = None,
-    scope: tuple[str, int] | None = None,
+    jurisdiction: Jurisdiction | None = None,
     first: int = 100,
 ) -> list[AlertView]:
     """Alerts in `unit` (its counties; all when None) from day `since` on, newest day first.
 
-    `scope` is the caller's (unit code, level): nothing outside it is listed (jurisdiction, 属地). An unknown
-    `unit` lists nothing. ValueError when `first` is outside 1..500.
+    `jurisdiction` is the caller's: nothing outside it is listed (属地). An unknown `unit` lists nothing.
+    ValueError when `first` is outside 1..500.
     """
     if not 1 <= first <= 500:
         raise ValueError("first must be between 1 and 500")
     query = select(AlertRow).order_by(AlertRow.day.desc(), AlertRow.unit_code, AlertRow.category).limit(first)
     if unit is not None:
-        level = (await session.execute(select(OrgUnit.level).where(OrgUnit.code == unit))).scalar()
-        if level is None:
+        within_unit = await jurisdiction_of(session, unit)
+        if within_unit is None:
             return []
-        query = query.where(_within(unit, level))
-    if scope is not None:
-        query = query.where(_within(*scope))
+        query = query.where(within_unit.condition(AlertRow.ancestor_columns()))
+    if jurisdiction is not None:
+        query = query.where(jurisdiction.condition(AlertRow.ancestor_columns()))
     if since is not None:
         query = query.where(AlertRow.day >= since)
     return [

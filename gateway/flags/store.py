@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.core.db import UTCDateTime
 from gateway.core.models import Base
+from gateway.units.jurisdiction import Jurisdiction
 
 # Outbox states. FAILED: the system refused the request itself (4xx other than auth); an operator must look.
 PENDING, DELIVERED, FAILED = "PENDING", "DELIVERED", "FAILED"
@@ -46,6 +47,11 @@ class FlagRow(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @classmethod
+    def ancestor_columns(cls) -> tuple[Any, ...]:
+        """`i1`..`i5`: the issuing unit's ancestors, for `Jurisdiction.condition`."""
+        return (cls.i1, cls.i2, cls.i3, cls.i4, cls.i5)
 
     __table_args__ = (Index("ix_complaint_flags_updated", "updated_at", "flag_id"),)
 
@@ -90,6 +96,11 @@ class AlertRow(Base):
     threshold: Mapped[int] = mapped_column(Integer)  # the smallest count that alerts on that baseline
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @classmethod
+    def ancestor_columns(cls) -> tuple[Any, ...]:
+        """The county's ancestors by level, itself at level 4; no station (level 5) holds a county."""
+        return (cls.a1, cls.a2, cls.a3, cls.unit_code, None)
 
     __table_args__ = (Index("ix_early_warnings_day", "day"), Index("ix_early_warnings_unit_day", "unit_code", "day"))
 
@@ -141,21 +152,17 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return when, flag_id
 
 
-def scope_level_column(unit_code: str, level: int) -> Any:
-    return getattr(FlagRow, f"i{level}") == unit_code
-
-
 async def list_flags(
     session: AsyncSession,
     since: datetime | None = None,
     first: int = 50,
     after: str | None = None,
-    unit_scope: tuple[str, int] | None = None,
+    jurisdiction: Jurisdiction | None = None,
 ) -> FlagPage:
     """Flags raised or escalated at or after `since`, oldest change first, with their delivery state.
 
-    `unit_scope` is the caller's (unit code, level): only flags issued by that unit or below it are listed;
-    None lists all. A flag escalated later reappears at its new place in the order, like a changes feed.
+    `jurisdiction` is the caller's: only flags issued by its unit or below it are listed; None lists all.
+    A flag escalated later reappears at its new place in the order, like a changes feed.
     ValueError for a bad cursor or `first` outside 1..500.
     """
     if not 1 <= first <= 500:
@@ -171,8 +178,8 @@ async def list_flags(
     if after:
         at, flag_id = decode_cursor(after)
         query = query.where(or_(FlagRow.updated_at > at, and_(FlagRow.updated_at == at, FlagRow.flag_id > flag_id)))
-    if unit_scope is not None:
-        query = query.where(scope_level_column(*unit_scope))
+    if jurisdiction is not None:
+        query = query.where(jurisdiction.condition(FlagRow.ancestor_columns()))
     rows = (await session.execute(query)).all()
     items = [_view(flag, item) for flag, item in rows[:first]]
     return FlagPage(items, items[-1].cursor if items else None, len(rows) > first)

@@ -98,7 +98,7 @@ async def _analysed(ctx: RequestContext, unit: str, flt: dict[str, Any] | None,
     if not any(ctx.principal.has(role) for role in ANALYSTS):
         raise errors.forbidden("analysis needs the role 'supervisor' or 'evaluator'")
     target = await ctx.loaders.unit.load(unit)
-    if target is None or not ctx.scope.sees_unit(target):
+    if target is None or not ctx.sees_unit(target):
         # An unknown unit is refused like a foreign one: the answer must not reveal which codes exist.
         raise errors.forbidden(f"unit {unit} is not your unit nor below it")
 

@@ -117,11 +117,11 @@ class ComplaintQuery:
 
     @classmethod
     def for_caller(cls, ctx: RequestContext) -> ComplaintQuery:
-        return cls(ctx, [ctx.scope.complaint_filter()])
+        return cls(ctx, [ctx.complaint_filter()])
 
     @classmethod
     def for_enterprise(cls, ctx: RequestContext, uscc: str) -> ComplaintQuery:
-        return cls(ctx, [ctx.scope.complaint_filter(), _COMPLAINTS.c.respondent_uscc == uscc])
+        return cls(ctx, [ctx.complaint_filter(), _COMPLAINTS.c.respondent_uscc == uscc])
 
     async def apply(self, flt: dict[str, Any] | None) -> ComplaintQuery:
         try:

@@ -35,7 +35,7 @@ class OrgUnit(graphene.ObjectType):
         if root.parent_code is None:
             return None
         unit = await ctx.loaders.unit.load(root.parent_code)
-        return unit if unit is not None and ctx.scope.sees_unit(unit) else None
+        return unit if unit is not None and ctx.sees_unit(unit) else None
 
     @staticmethod
     def resolve_children(root: Any, info: graphene.ResolveInfo) -> Awaitable[Any]:

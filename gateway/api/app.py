@@ -10,9 +10,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.routing import WebSocketRoute
 
 from gateway.api.analysis import router as analysis_router
 from gateway.api.gql.http import router as graphql_router
+from gateway.api.gql.ws import GraphQLWebSocketEndpoint
 from gateway.api.ingest import router as ingest_router
 from gateway.api.reports import router as reports_api_router
 from gateway.api.reports_page import router as reports_page_router
@@ -46,6 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            hub = getattr(app.state, "alert_hub", None)  # the live feed, if anyone subscribed
+            if hub is not None:
+                await hub.stop()
             if dispatcher is not None:
                 await dispatcher.stop()
             await upstreams.aclose()
@@ -59,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports_page_router)
     observability.install(app)
     app.include_router(graphql_router)
+    app.router.routes.append(WebSocketRoute("/graphql", GraphQLWebSocketEndpoint()))  # the live feed
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

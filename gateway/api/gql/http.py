@@ -289,6 +289,9 @@ async def graphql_endpoint(request: Request) -> Response:
             raise RequestError([errors.request_error(
                 errors.BAD_USER_INPUT, "name the operation to run (operationName)" if params["operationName"] is None
                 else f"no operation named {params['operationName']}")])
+        if operation.operation == OperationType.SUBSCRIPTION:
+            raise RequestError([errors.request_error(
+                errors.BAD_USER_INPUT, "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql")])
         if request.method == "GET" and operation.operation != OperationType.QUERY:
             raise HttpProblem(405, errors.BAD_USER_INPUT, "mutations are POSTed, never sent by GET",
                               {"Allow": "POST"})

@@ -23,7 +23,9 @@ from gateway.complaints.models import Complaint as ComplaintRow
 from gateway.complaints.records import EventIn, describe_errors
 from gateway.core.bulk import insert_ignoring_duplicates
 from gateway.core.db import transaction
+from gateway.core.feed import publish_alerts
 from gateway.flags.models import EscalationRow, IncidentLink
+from gateway.flags.rules import incident_alerts
 from gateway.ingest.store import after_store, merge_events
 from gateway.units.models import OrgUnit
 
@@ -158,6 +160,8 @@ async def escalate_incident(info: graphene.ResolveInfo, complaint_ids: list[str]
         )
         await session.execute(update(EscalationRow).where(EscalationRow.key == key)
                               .values(incident_id=result.incident_id))
+        if not existing:  # the first time this incident is linked: announced once, whatever retries follow
+            await publish_alerts(session, incident_alerts(rows, "escalation", result.incident_id))
     return Incident(
         incident_id=result.incident_id, complaint_ids=ids, status=result.status, commanding_unit=None,
         updated_at=now,

@@ -93,8 +93,8 @@ def bench_app() -> Any:
     from gateway.api.app import create_app
     from gateway.complaints.models import Complainant, Complaint, record_ancestors
     from gateway.complaints.pii import mask_name, mask_phone
-    from gateway.complaints.records import cents_to_money
     from gateway.core.auth import AuthError, bearer_token, decode_token
+    from gateway.core.money import cents_to_money
     from gateway.units.models import OrgUnit
 
     app = create_app()

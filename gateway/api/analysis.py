@@ -21,6 +21,7 @@ from gateway.api.auth import SignIn, bearer_sign_in
 from gateway.api.reports import FORMATS, error
 from gateway.complaints.filters import FilterError, filter_conditions, filter_from_json
 from gateway.core.auth import AuthError
+from gateway.core.time import parse_date
 from gateway.supervision import analysis, exports
 from gateway.supervision.analysis import AnalysisError
 from gateway.units.jurisdiction import caller_sees_unit
@@ -36,9 +37,9 @@ def _date(query: Any, name: str) -> date:
     if not value:
         raise AnalysisError(f"{name} is required (YYYY-MM-DD)")
     try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise AnalysisError(f"{name}: {value!r} is not a date YYYY-MM-DD") from None
+        return parse_date(value)
+    except ValueError as exc:
+        raise AnalysisError(f"{name}: {exc}") from None
 
 
 def _choice(query: Any, name: str, choices: tuple[str, ...], default: str | None = None) -> str:

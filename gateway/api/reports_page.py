@@ -6,15 +6,15 @@ body (never in a URL, where it would land in logs and browser history), and the 
 from __future__ import annotations
 
 import html
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
 from gateway.api.auth import SignIn, form_sign_in
-from gateway.complaints.records import parse_instant
 from gateway.core.auth import AuthError
+from gateway.reports.arguments import report_arguments
 from gateway.reports.build import KpiConfigError, ReportError, build_report, load_config
 from gateway.units.jurisdiction import caller_sees_unit
 from kpi.exports import to_csv, to_xlsx
@@ -124,18 +124,14 @@ async def _report(request: Request, caller: SignIn, values: dict[str, str]) -> d
     if not caller.has("evaluator"):
         raise PageError("This token has no evaluator role.")
     try:
-        date_from = date.fromisoformat(values["from"])
-        date_to = date.fromisoformat(values["to"])
-        level = int(values["level"]) if values.get("level") else None
-        as_of: datetime | None = parse_instant(values["as_of"]) if values.get("as_of") else None
-    except ValueError as exc:
+        arguments = report_arguments(values)
+    except ReportError as exc:
         raise PageError(f"Bad input: {exc}") from None
     async with request.app.state.sessionmaker() as session:
         if not await caller_sees_unit(session, caller.unit, values["unit"]):  # the REST API's rule, and answer
             raise PageError(f"Forbidden: unit {values['unit']} is not your unit {caller.unit} nor below it.")
         try:
-            return await build_report(session, values["unit"], level, date_from, date_to, as_of, None,
-                                      config=load_config())
+            return await build_report(session, values["unit"], config=load_config(), **arguments)
         except (ReportError, KpiConfigError) as exc:
             raise PageError(str(exc)) from None
 

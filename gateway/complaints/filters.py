@@ -18,8 +18,9 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, or_
 
 from gateway.complaints.models import Complaint
-from gateway.complaints.records import Category, Channel, Hotline, Kind, Urgency, parse_instant
+from gateway.complaints.records import Category, Channel, Hotline, Kind, Urgency
 from gateway.complaints.status import ComplaintStatusValue, status_condition
+from gateway.core.time import parse_instant
 from gateway.units.jurisdiction import Jurisdiction
 
 _COMPLAINTS: Table = Complaint.__table__  # type: ignore[assignment]

@@ -36,13 +36,12 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.complaints.models import Complaint
-from gateway.complaints.records import SHANGHAI
+from gateway.core.bulk import insert_ignoring_duplicates
 from gateway.core.feed import Alert, publish_alerts
+from gateway.core.time import as_utc, shanghai_date
 from gateway.flags.metrics import count_on_commit
 from gateway.flags.store import AlertRow
 from gateway.units.jurisdiction import Jurisdiction, jurisdiction_of
@@ -133,7 +132,7 @@ async def judge_cells(session: AsyncSession, keys: set[tuple[str, str, date]], n
     first_at = (await session.execute(select(func.min(Complaint.received_at)))).scalar()
     if first_at is None:
         return
-    first_day = _as_aware(first_at).astimezone(SHANGHAI).date()
+    first_day = shanghai_date(as_utc(first_at))
     keys = {k for k in keys if k[2] - timedelta(days=WINDOW_DAYS) >= first_day}
     if not keys:
         return
@@ -185,9 +184,8 @@ async def _store(session: AsyncSession, found: dict[str, dict[str, Any]], now: d
                 update(AlertRow).where(AlertRow.alert_id == aid).values(count=row["count"], updated_at=now)
             )
     if new:
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         raised = set((await session.execute(
-            insert(AlertRow).on_conflict_do_nothing().returning(AlertRow.alert_id), new)).scalars())
+            insert_ignoring_duplicates(session, AlertRow).returning(AlertRow.__table__.c.alert_id), new)).scalars())
         count_on_commit(session, "alerts", len(new))
         await publish_alerts(session, [await _feed_alert(session, row) for row in new if row["alert_id"] in raised])
 
@@ -202,10 +200,6 @@ async def _feed_alert(session: AsyncSession, row: dict[str, Any]) -> Alert:
         "alertId": row["alert_id"], "category": row["category"], "day": row["day"].isoformat(),
         "count": row["count"], "baseline": row["baseline"], "threshold": row["threshold"],
     })
-
-
-def _as_aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 # ---------------------------------------------------------------------------------------------- query API

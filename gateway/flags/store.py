@@ -8,19 +8,20 @@ that every retry sends the same body under the same Idempotency-Key. `list_flags
 
 from __future__ import annotations
 
-import base64
-import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, Index, Integer, PrimaryKeyConstraint, String, Text, and_, or_, select
+from sqlalchemy import JSON, Date, Float, Index, Integer, PrimaryKeyConstraint, String, Text, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from gateway.core.cursor import decode_cursor, encode_cursor
 from gateway.core.db import UTCDateTime
 from gateway.core.models import Base
 from gateway.units.jurisdiction import Jurisdiction
+from gateway.units.models import OrgUnit
 
 # Outbox states. FAILED: the system refused the request itself (4xx other than auth); an operator must look.
 PENDING, DELIVERED, FAILED = "PENDING", "DELIVERED", "FAILED"
@@ -105,6 +106,33 @@ class AlertRow(Base):
     __table_args__ = (Index("ix_early_warnings_day", "day"), Index("ix_early_warnings_unit_day", "unit_code", "day"))
 
 
+# ------------------------------------------------------------------------------------------- unit moves
+
+MOVED_PER_STATEMENT = 500  # unit codes per IN (...) list, under SQLite's bound-parameter limit
+
+
+async def rehome_flags_and_alerts(session: AsyncSession, moved: Collection[str]) -> None:
+    """After units moved in the tree: the issuing unit's ancestors of every flag issued by one of the
+    `moved` unit codes (`i1`..`i5`), and the county's ancestors of every alert of one (`a1`..`a3`), read
+    again from `org_units`, in the caller's transaction. The flag itself (its id, `issued_by`, what was
+    sent) stays: only who may see it follows the tree."""
+    codes = sorted(set(moved))
+    for start in range(0, len(codes), MOVED_PER_STATEMENT):
+        chunk = codes[start:start + MOVED_PER_STATEMENT]
+        await session.execute(
+            update(FlagRow).where(FlagRow.issued_by.in_(chunk)).values(**{
+                f"i{n}": select(getattr(OrgUnit, f"l{n}")).where(OrgUnit.code == FlagRow.issued_by).scalar_subquery()
+                for n in range(1, 6)
+            }).execution_options(synchronize_session=False)
+        )
+        await session.execute(
+            update(AlertRow).where(AlertRow.unit_code.in_(chunk)).values(**{
+                f"a{n}": select(getattr(OrgUnit, f"l{n}")).where(OrgUnit.code == AlertRow.unit_code).scalar_subquery()
+                for n in range(1, 4)
+            }).execution_options(synchronize_session=False)
+        )
+
+
 # ----------------------------------------------------------------------------------------------- pull API
 
 
@@ -134,22 +162,6 @@ class FlagPage:
     items: list[FlagView]
     end_cursor: str | None
     has_next_page: bool
-
-
-def encode_cursor(updated_at: datetime, flag_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([updated_at.isoformat(), flag_id]).encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """ValueError on anything that is not a cursor this module made."""
-    try:
-        at, flag_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        when = datetime.fromisoformat(at)
-    except Exception:
-        raise ValueError("invalid cursor") from None
-    if when.tzinfo is None or not isinstance(flag_id, str):
-        raise ValueError("invalid cursor")
-    return when, flag_id
 
 
 async def list_flags(

@@ -13,19 +13,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.complaints.models import Complainant, Complaint, Event
-from gateway.complaints.records import ComplaintIn, EventIn, describe_errors, money_to_cents
+from gateway.complaints.records import ComplaintIn, EventIn, validate_record
 from gateway.core.bulk import bulk_insert_ignoring_duplicates
+from gateway.core.money import money_to_cents
 from gateway.flags.rules import raise_flags
+from gateway.ingest.metrics import Source, count_rejected, count_stored_on_commit
 from gateway.reports.facts import RELEVANT_EVENTS, NewRecord, derive_facts
 from gateway.units.tree import UnitIndex, load_units
 from kpi.obligations import EventIn as KpiEvent
 
-__all__ = ["IngestResult", "Rejection", "ingest_raw", "load_units", "upsert_records", "validate_raw"]
+__all__ = ["IngestResult", "Rejection", "ingest_raw", "load_units", "store_records", "upsert_records"]
 
 
 @dataclass(slots=True)
@@ -52,44 +53,45 @@ class IngestResult:
     unchanged: int = 0
 
 
-def validate_raw(raw: Any, units: UnitIndex) -> ComplaintIn:
-    """A decoded JSON value (dict) or a JSON text; ValueError with a one-line reason when it is bad."""
-    try:
-        if isinstance(raw, str | bytes):
-            record = ComplaintIn.model_validate_json(raw)
-        elif isinstance(raw, dict):
-            record = ComplaintIn.model_validate(raw)
-        else:
-            raise ValueError("record must be a JSON object")
-    except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise ValueError(f"not valid JSON: {exc.errors()[0]['msg']}") from None
-        if any(e["type"] == "model_type" and not e["loc"] for e in exc.errors()):
-            raise ValueError("record must be a JSON object") from None
-        raise ValueError(describe_errors(exc)) from None
-    if record.handling_unit not in units:
-        raise ValueError(f"handling_unit: unknown unit code {record.handling_unit}")
-    return record
-
-
 def raw_id(raw: Any) -> str | None:
     value = raw.get("id") if isinstance(raw, dict) else None
     return value if isinstance(value, str) else None
 
 
-async def ingest_raw(session: AsyncSession, raws: list[Any], units: UnitIndex | None = None) -> IngestResult:
-    """Validate and store a batch; bad items are reported and skipped, good ones all stored."""
+async def ingest_raw(
+    session: AsyncSession, raws: list[Any], units: UnitIndex | None = None, *, source: Source | None = None
+) -> IngestResult:
+    """Validate a batch of decoded records (records.md) and store the good ones in the caller's transaction.
+
+    Bad items are reported (`IngestResult.rejected`: position in `raws`, id if any, reason) and skipped;
+    the good ones are all stored (`store_records`). `source` names the way in for the
+    `gateway_ingest_records_total` counter; None counts nothing (tests, benchmarks).
+    """
     units = units if units is not None else await load_units(session)
     result = IngestResult()
     good: list[ComplaintIn] = []
     for index, raw in enumerate(raws):
         try:
-            good.append(validate_raw(raw, units))
+            good.append(validate_record(raw, units))
         except ValueError as exc:
             result.rejected.append(Rejection(index, raw_id(raw), str(exc)))
-    upserted = await upsert_records(session, good, units)
+    if source is not None:
+        count_rejected(source, len(result.rejected))
+    upserted = await store_records(session, good, units, source=source)
     result.stored = len(good)
     result.inserted, result.updated, result.unchanged = upserted.inserted, upserted.updated, upserted.unchanged
+    return result
+
+
+async def store_records(
+    session: AsyncSession, records: list[ComplaintIn], units: UnitIndex, *, source: Source | None = None
+) -> UpsertResult:
+    """The one way in for valid records, whatever brought them (import, push, sync): the upsert
+    (`upsert_records`) and, once the caller's transaction commits, `gateway_ingest_records_total{source,
+    result="stored"}` (None counts nothing)."""
+    result = await upsert_records(session, records, units)
+    if source is not None:
+        count_stored_on_commit(session, source, len(records))
     return result
 
 
@@ -109,7 +111,7 @@ def _merge_versions(old: ComplaintIn, new: ComplaintIn) -> ComplaintIn:
 
 def _complaint_row(record: ComplaintIn, units: UnitIndex, digest: str, now: datetime) -> dict[str, Any]:
     unit = units.get(record.handling_unit)
-    assert unit is not None, "validate_raw checks the handling unit"
+    assert unit is not None, "validate_record checks the handling unit"
     resp = record.respondent
     return {
         "id": record.id,

@@ -19,10 +19,10 @@ from sqlalchemy import ColumnElement, Table, and_, case, exists, func, literal, 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.complaints.models import Complaint
+from gateway.core.time import shanghai_date
 from gateway.reports.facts import KpiObligationFact, configured, ensure_current
 from gateway.units.models import OrgUnit
 from kpi.exports import KIND_NAMES
-from kpi.obligations import local_day
 
 DIMENSIONS = ("CATEGORY", "KIND", "CHANNEL", "HOTLINE", "URGENCY", "SUBORDINATE_UNIT", "ENTERPRISE", "REGION")
 COMPARISONS = ("PREVIOUS_PERIOD", "SAME_PERIOD_LAST_YEAR")
@@ -165,7 +165,7 @@ async def overdue_condition(session: AsyncSession, overdue: bool, now: datetime 
         of.valid_from <= now,
         or_(of.valid_to.is_(None), of.valid_to > now),
         or_(of.fulfilled_at.is_(None), of.fulfilled_at > now),
-        of.due_day < local_day(now),
+        of.due_day < shanghai_date(now),
     )
     return late if overdue else not_(late)
 

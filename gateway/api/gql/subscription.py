@@ -16,8 +16,8 @@ from gateway.api.feed import AlertHub, PlacedAlert
 from gateway.api.gql import errors
 from gateway.api.gql.context import RequestContext, context_of
 from gateway.api.gql.types import JSON, OrgUnit
-from gateway.complaints.records import SHANGHAI
 from gateway.core.feed import KINDS, FeedAlert
+from gateway.core.time import SHANGHAI
 from gateway.units.jurisdiction import Jurisdiction
 
 # Whoever may read records in a jurisdiction may hear what happens there.

@@ -14,8 +14,8 @@ from graphene.types.generic import GenericScalar
 from gateway.api.gql import enums
 from gateway.api.gql.context import context_of
 from gateway.complaints.pii import mask_name, mask_phone
-from gateway.complaints.records import cents_to_money
 from gateway.complaints.status import status_of
+from gateway.core.money import cents_to_money
 from gateway.reports.deadlines import deadlines_of
 
 

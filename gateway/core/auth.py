@@ -27,6 +27,9 @@ class Principal:
 
 
 def mint_token(secret: str, sub: str, unit: str, roles: list[str], ttl_s: int = 3600) -> str:
+    """A signed HS256 token for `sub` at `unit` with `roles`, valid `ttl_s` seconds from now. ValueError for a role
+    outside ROLES.
+    """
     unknown = sorted(set(roles) - set(ROLES))
     if unknown:
         raise ValueError(f"unknown role(s) {', '.join(unknown)}; roles are {', '.join(ROLES)}")
@@ -36,6 +39,9 @@ def mint_token(secret: str, sub: str, unit: str, roles: list[str], ttl_s: int = 
 
 
 def decode_token(secret: str, token: str) -> Principal:
+    """The principal of a token signed with `secret`. AuthError (UNAUTHENTICATED) for a bad signature, an expired
+    token, or missing or ill-typed claims (`sub`, `unit`, `exp`, `roles`).
+    """
     try:
         claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub", "unit"]})
     except jwt.ExpiredSignatureError:
@@ -51,6 +57,8 @@ def decode_token(secret: str, token: str) -> Principal:
 
 
 def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header value; AuthError when it is absent or another scheme.
+    """
     if not authorization:
         raise AuthError("missing Authorization: Bearer <token>")
     scheme, _, token = authorization.partition(" ")

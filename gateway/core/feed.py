@@ -22,12 +22,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, delete, insert, select, text
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
 
-from gateway.core.db import UTCDateTime
-from gateway.core.models import AUTO_ID, Base
+from gateway.core.models import FeedAlertRow
 
 KINDS = ("EARLY_WARNING", "CRITICAL_ESCALATION", "SUPERVISION_ISSUED", "SUPERVISION_RESPONDED", "FLAG_RAISED")
 RETENTION = timedelta(hours=24)
@@ -37,21 +35,6 @@ NOTIFY_IDS = 500  # relay ids per notification (a payload must stay under 8000 b
 # schemas) in other schemas of the same database do not hear each other. Hashed: channels are identifiers
 # of at most 63 bytes, schema names need not be.
 CHANNEL_SQL = "'gateway_alerts_' || left(md5(current_schema()), 16)"
-
-
-class FeedAlertRow(Base):
-    """One alert on its way to subscribers."""
-
-    __tablename__ = "feed_alerts"
-
-    id: Mapped[int] = mapped_column(AUTO_ID, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    at: Mapped[datetime] = mapped_column(UTCDateTime)
-    unit_code: Mapped[str] = mapped_column(String(12))  # whose subtree hears it
-    complaint_ids: Mapped[list[str]] = mapped_column(JSON)
-    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
-
-    __table_args__ = (Index("ix_feed_alerts_at", "at"),)
 
 
 @dataclass(frozen=True, slots=True)

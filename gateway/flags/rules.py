@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
@@ -32,7 +33,7 @@ from gateway.core.bulk import insert_ignoring_duplicates
 from gateway.core.feed import Alert, publish_alerts
 from gateway.core.time import SHANGHAI, as_utc, format_instant
 from gateway.flags.metrics import count_on_commit
-from gateway.flags.store import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem
+from gateway.flags.models import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem
 
 SURGE, CASE_FILED, CRITICAL_SAFETY = "COMPLAINT_SURGE", "CASE_FILED_FROM_REPORT", "CRITICAL_SAFETY"
 SURGE_MEDIUM, SURGE_HIGH = 5, 10  # records of one enterprise in one month
@@ -57,6 +58,7 @@ def flag_id(reason: str, uscc: str, part: str) -> str:
 
 
 def month_of(day: date) -> str:
+    """`YYYY-MM` of a calendar day."""
     return f"{day.year:04d}-{day.month:02d}"
 
 
@@ -69,6 +71,7 @@ def month_window(month: str) -> tuple[datetime, datetime]:
 
 
 def surge_severity(count: int) -> str | None:
+    """The severity of a surge of `count` records of one enterprise in one month, or None below the threshold."""
     if count >= SURGE_HIGH:
         return "HIGH"
     return "MEDIUM" if count >= SURGE_MEDIUM else None
@@ -347,7 +350,7 @@ async def _queue_incidents(session: AsyncSession, critical: list[Any], now: date
     await publish_alerts(session, [a for r in critical if r.id in queued for a in incident_alerts([r], "record")])
 
 
-def incident_alerts(records: list[Any], source: str, incident_id: str | None = None) -> list[Alert]:
+def incident_alerts(records: Sequence[Any], source: str, incident_id: str | None = None) -> list[Alert]:
     """The live feed's CRITICAL_ESCALATION for an incident about `records`: one alert per handling unit, with
     that unit's records only, so each subtree hears of its own. `source`: "record" (a CRITICAL record,
     queued for the emergency system) or "escalation" (an operator's escalateIncident)."""

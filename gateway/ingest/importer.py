@@ -71,6 +71,13 @@ async def import_file(
     progress: bool = True,
     batch_size: int = BATCH,
 ) -> ImportReport:
+    """Stream a JSON Lines file (`.gz` read as gzip) into the store in batches of `batch_size` records, each batch in
+    its own transaction; returns the counts and the rejected lines (line number, id if any, reason).
+
+    Bad lines are reported (`rejects`: one JSON line each, with the raw line) and skipped; nothing valid is lost.
+    Raises UnreadableFile when the file cannot be opened or stops being readable (what was stored stays). Early
+    warning is judged once, at the end.
+    """
     async with deferred_alerts(sessionmaker):
         return await _import(sessionmaker, path, rejects, progress, batch_size)
 

@@ -54,6 +54,7 @@ class IngestResult:
 
 
 def raw_id(raw: Any) -> str | None:
+    """The `id` of an undecoded-or-invalid item when it has a string one, for naming a rejection; else None."""
     value = raw.get("id") if isinstance(raw, dict) else None
     return value if isinstance(value, str) else None
 
@@ -99,6 +100,7 @@ async def store_records(
 
 
 def content_hash(record: ComplaintIn) -> str:
+    """SHA-256 (hex) of the validated record's canonical JSON: equal for the same record sent again."""
     return hashlib.sha256(record.model_dump_json().encode()).hexdigest()
 
 
@@ -153,6 +155,16 @@ def _event_row(complaint_id: str, seq: int, ev: EventIn) -> dict[str, Any]:
 
 
 async def upsert_records(session: AsyncSession, records: list[ComplaintIn], units: UnitIndex) -> UpsertResult:
+    """Store valid records (records.md's upsert) in the caller's transaction; returns how many were inserted, updated
+    and unchanged, and the ids of the new and changed ones (`changed_ids`).
+
+    A known id replaces the record's fields and merges its events by event id; the very same record again changes
+    nothing (its content hash matches); several versions of one id in `records` are merged, later fields winning.
+    Every record's handling unit must be in `units` (`validate_record` checks it): an AssertionError otherwise. Side
+    effects: KPI facts derived and flag rules run for the changed records (`after_store`). On PostgreSQL new rows go
+    in by binary COPY (`bulk_insert_ignoring_duplicates`), which rewrites JSON values of the row dicts it is given
+    to text. Database errors propagate; the caller's transaction then stores nothing.
+    """
     result = UpsertResult()
     if not records:
         return result

@@ -8,10 +8,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import gateway.complaints.models  # noqa: F401  (every domain's tables join Base.metadata for autogenerate)
-import gateway.core.feed  # noqa: F401
 import gateway.flags.models  # noqa: F401
-import gateway.flags.store  # noqa: F401
-import gateway.reports.facts  # noqa: F401
+import gateway.reports.models  # noqa: F401
 import gateway.supervision.models  # noqa: F401
 import gateway.units.models  # noqa: F401
 from gateway.core.db import make_engine

@@ -18,14 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.core.time import format_instant, shanghai_date
-from gateway.reports.facts import (
-    KpiCallbackFact,
-    KpiConfig,
-    KpiObligationFact,
-    KpiRecordFact,
-    configured,
-    ensure_current,
-)
+from gateway.reports.facts import KpiConfig, configured, ensure_current
+from gateway.reports.models import KpiCallbackFact, KpiObligationFact, KpiRecordFact
 from gateway.units.models import OrgUnit
 from kpi.calendar import CalendarError, years_between
 from kpi.metrics import CHANNELS, HOTLINES, KINDS, RowCounts, build_row
@@ -47,6 +41,9 @@ class KpiConfigError(RuntimeError):
 
 
 def load_config() -> KpiConfig:
+    """The KPI calendar and policies of the settings (the one cache, `gateway.reports.facts.kpi_config`).
+    KpiConfigError when a configured file cannot be used.
+    """
     try:
         return configured()
     except (CalendarError, PolicyError) as exc:

@@ -41,6 +41,7 @@ class UnitIndex:
 
 
 async def load_units(session: AsyncSession) -> UnitIndex:
+    """Every unit with its ancestors, read in one query."""
     rows = (await session.execute(select(OrgUnit))).scalars().all()
     return UnitIndex(
         {

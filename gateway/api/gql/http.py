@@ -17,6 +17,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     NoSchemaIntrospectionCustomRule,
+    OperationDefinitionNode,
     OperationType,
     execute,
     get_operation_ast,
@@ -45,12 +47,13 @@ from gateway.api.gql.graphiql import GRAPHIQL_HTML
 from gateway.api.gql.persisted import PersistedOperations, document_hash
 from gateway.api.gql.schema import graphql_schema
 from gateway.complaints.pii import write_reads
-from gateway.core.auth import AuthError, bearer_token
+from gateway.core.auth import AuthError, Principal, bearer_token
 from gateway.core.db import make_sessionmaker
 from gateway.core.observability import REQUEST_ID, observe_operation
 from gateway.core.settings import Settings
 from gateway.core.upstreams import Upstreams
 from gateway.units.cache import UnitCache
+from gateway.units.jurisdiction import Jurisdiction
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +122,28 @@ class GraphQLService:
         if isinstance(hit, list):
             raise RequestError([_located(e) for e in hit])
         return hit
+
+
+    def operation(self, document: DocumentNode, name: str | None) -> OperationDefinitionNode:
+        """The operation of `document` to run (named when there are several); RequestError otherwise."""
+        operation = get_operation_ast(document, name)
+        if operation is None:
+            raise RequestError([errors.request_error(
+                errors.BAD_USER_INPUT, "name the operation to run (operationName)" if name is None
+                else f"no operation named {name}")])
+        return operation
+
+    def check(self, document: DocumentNode, operation: OperationDefinitionNode,
+              variables: dict[str, Any] | None) -> None:
+        """Coerce the variables and measure depth and cost; RequestError (BAD_USER_INPUT, QUERY_TOO_COMPLEX)."""
+        coerced = get_variable_values(self.schema, operation.variable_definitions or (), variables or {})
+        if isinstance(coerced, list):
+            raise RequestError([_located(e) | {"extensions": {"code": errors.BAD_USER_INPUT}} for e in coerced])
+        try:
+            limits.check(self.schema, document, operation, coerced, self.settings.max_depth, self.settings.max_cost,
+                         self.measures)
+        except errors.GatewayError as exc:
+            raise RequestError([{"message": str(exc), "extensions": {"code": exc.code, **exc.extensions}}]) from None
 
 
 def _located(error: GraphQLError) -> dict[str, Any]:
@@ -259,12 +284,74 @@ def _document_text(service: GraphQLService, params: dict[str, Any]) -> str:
     return query
 
 
-@router.api_route("/graphql", methods=["GET", "POST"], include_in_schema=False)
-async def graphql_endpoint(request: Request) -> Response:
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A request ready to execute: who asks, what they may see, and the checked operation."""
+
+    principal: Principal
+    jurisdiction: Jurisdiction
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    params: dict[str, Any]
+
+
+async def _prepare(request: Request, service: GraphQLService) -> Prepared:
+    """Parse the HTTP request, sign the caller in, find, parse and validate the document, coerce the variables
+    and check the limits. Raises HttpProblem (the HTTP request is wrong, or the caller is refused) or
+    RequestError (a GraphQL request error)."""
+    params = await _params(request)
+    try:
+        principal = authenticate(service.settings, bearer_token(request.headers.get("authorization")))
+    except AuthError as exc:
+        raise HttpProblem(401, errors.UNAUTHENTICATED, str(exc),
+                          {"WWW-Authenticate": 'Bearer realm="12315-gateway"'}) from None
+    document = service.document(_document_text(service, params))
+    operation = service.operation(document, params["operationName"])
+    if operation.operation == OperationType.SUBSCRIPTION:
+        raise RequestError([errors.request_error(
+            errors.BAD_USER_INPUT, "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql")])
+    if request.method == "GET" and operation.operation != OperationType.QUERY:
+        raise HttpProblem(405, errors.BAD_USER_INPUT, "mutations are POSTed, never sent by GET", {"Allow": "POST"})
+    service.check(document, operation, params["variables"])
+    jurisdiction = await service.units.jurisdiction_of(principal.unit)
+    if jurisdiction is None:
+        raise HttpProblem(403, errors.FORBIDDEN, f"the token's unit {principal.unit} is not a known org unit")
+    return Prepared(principal, jurisdiction, document, operation, params)
+
+
+async def _execute(request: Request, service: GraphQLService, prepared: Prepared,
+                   request_id: str) -> tuple[dict[str, Any], RequestContext]:
+    """Execute the operation; the response body, and the context that holds the clear reads to audit."""
+    engine = request.app.state.engine
+    sessionmaker = getattr(request.app.state, "sessionmaker", None) or make_sessionmaker(engine)
+    ctx = RequestContext(prepared.principal, prepared.jurisdiction, service.settings, engine, sessionmaker,
+                         service.upstreams, service.units, request_id)
+    started = time.perf_counter()
+    result = execute(service.schema, prepared.document, context_value=ctx,
+                     variable_values=prepared.params["variables"], operation_name=prepared.params["operationName"])
+    if not isinstance(result, ExecutionResult):
+        result = await result
+    operation = prepared.operation
+    observe_operation(operation.name.value if operation.name else None, result.data is not None,
+                      bool(result.errors), time.perf_counter() - started)
+    body: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        body["errors"] = [errors.format_error(e) for e in result.errors]
+    return body, ctx
+
+
+def _request_id(request: Request) -> str:
+    """The request's id: the HTTP middleware has usually set it already (gateway/core/observability.py);
+    keep one id per request."""
     incoming = request.headers.get("x-request-id", "")
-    # The HTTP middleware has usually set it already (gateway/core/observability.py); keep one id per request.
     request_id = request_id_var.get() or (incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex)
     request_id_var.set(request_id)
+    return request_id
+
+
+@router.api_route("/graphql", methods=["GET", "POST"], include_in_schema=False)
+async def graphql_endpoint(request: Request) -> Response:
+    request_id = _request_id(request)
     headers = {"X-Request-Id": request_id}
     accept = request.headers.get("accept")
     media = negotiate(accept)
@@ -275,62 +362,18 @@ async def graphql_endpoint(request: Request) -> Response:
             and not {"query", "documentId", "extensions"} & set(request.query_params)):
         return HTMLResponse(GRAPHIQL_HTML, headers=headers)
     service: GraphQLService = request.app.state.graphql
-    request_status = 400 if media == GRAPHQL_RESPONSE else 200
     try:
-        params = await _params(request)
-        try:
-            principal = authenticate(service.settings, bearer_token(request.headers.get("authorization")))
-        except AuthError as exc:
-            return _answer(media, 401, {"errors": [errors.request_error(errors.UNAUTHENTICATED, str(exc))]},
-                           headers | {"WWW-Authenticate": 'Bearer realm="12315-gateway"'})
-        document = service.document(_document_text(service, params))
-        operation = get_operation_ast(document, params["operationName"])
-        if operation is None:
-            raise RequestError([errors.request_error(
-                errors.BAD_USER_INPUT, "name the operation to run (operationName)" if params["operationName"] is None
-                else f"no operation named {params['operationName']}")])
-        if operation.operation == OperationType.SUBSCRIPTION:
-            raise RequestError([errors.request_error(
-                errors.BAD_USER_INPUT, "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql")])
-        if request.method == "GET" and operation.operation != OperationType.QUERY:
-            raise HttpProblem(405, errors.BAD_USER_INPUT, "mutations are POSTed, never sent by GET",
-                              {"Allow": "POST"})
-        coerced = get_variable_values(service.schema, operation.variable_definitions or (),
-                                      params["variables"] or {})
-        if isinstance(coerced, list):
-            raise RequestError([_located(e) | {"extensions": {"code": errors.BAD_USER_INPUT}} for e in coerced])
-        try:
-            limits.check(service.schema, document, operation, coerced, service.settings.max_depth,
-                         service.settings.max_cost, service.measures)
-        except errors.GatewayError as exc:
-            raise RequestError([{"message": str(exc), "extensions": {"code": exc.code, **exc.extensions}}]) from None
-        engine = request.app.state.engine
-        jurisdiction = await service.units.jurisdiction_of(principal.unit)
-        if jurisdiction is None:
-            return _answer(media, 403, {"errors": [errors.request_error(
-                errors.FORBIDDEN, f"the token's unit {principal.unit} is not a known org unit")]}, headers)
+        prepared = await _prepare(request, service)
     except HttpProblem as exc:
         return _answer(media, exc.status, {"errors": [errors.request_error(exc.code, str(exc))]},
                        headers | exc.headers)
     except RequestError as exc:
-        return _answer(media, request_status, {"errors": exc.errors}, headers)
-
-    sessionmaker = getattr(request.app.state, "sessionmaker", None) or make_sessionmaker(engine)
-    ctx = RequestContext(principal, jurisdiction, service.settings, engine, sessionmaker, service.upstreams,
-                         service.units, request_id)
-    started = time.perf_counter()
-    result = execute(service.schema, document, context_value=ctx, variable_values=params["variables"],
-                     operation_name=params["operationName"])
-    if not isinstance(result, ExecutionResult):
-        result = await result
-    observe_operation(operation.name.value if operation.name else None, result.data is not None,
-                      bool(result.errors), time.perf_counter() - started)
-    body: dict[str, Any] = {"data": result.data}
-    if result.errors:
-        body["errors"] = [errors.format_error(e) for e in result.errors]
+        return _answer(media, 400 if media == GRAPHQL_RESPONSE else 200, {"errors": exc.errors}, headers)
+    body, ctx = await _execute(request, service, prepared, request_id)
     if ctx.pii_reads:
+        principal = prepared.principal
         try:
-            await write_reads(sessionmaker, principal.sub, principal.unit, request_id, ctx.pii_reads)
+            await write_reads(ctx.sessionmaker, principal.sub, principal.unit, request_id, ctx.pii_reads)
         except Exception:
             # Personal data never leaves without its audit record.
             log.exception("audit log write failed; answer withheld")

@@ -24,14 +24,13 @@ from datetime import timedelta
 from typing import Any
 
 from ariadne.asgi.handlers import GraphQLTransportWSHandler
-from graphql import GraphQLError, OperationType, get_operation_ast
-from graphql.execution.values import get_variable_values
+from graphql import GraphQLError, OperationType
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from gateway.api.auth import authenticate
 from gateway.api.feed import AlertHub
-from gateway.api.gql import errors, limits
+from gateway.api.gql import errors
 from gateway.api.gql.http import GraphQLService, RequestError
 from gateway.api.gql.subscription import LiveContext
 from gateway.core.auth import AuthError, Principal, bearer_token
@@ -140,22 +139,13 @@ class GatewayTransportWS(GraphQLTransportWSHandler):
         service = self.service
         try:
             document = service.document(data["query"])
-            operation = get_operation_ast(document, data.get("operationName"))
-            if operation is None:
-                return [errors.request_error(errors.BAD_USER_INPUT, "name the operation to run (operationName)")]
+            operation = service.operation(document, data.get("operationName"))
             if operation.operation != OperationType.SUBSCRIPTION:
                 return [errors.request_error(errors.BAD_USER_INPUT, "only subscriptions are served over WebSocket; "
                                              "send queries and mutations to POST /graphql")]
-            coerced = get_variable_values(service.schema, operation.variable_definitions or (),
-                                          data.get("variables") or {})
-            if isinstance(coerced, list):
-                return [errors.format_error(e) | {"extensions": {"code": errors.BAD_USER_INPUT}} for e in coerced]
-            limits.check(service.schema, document, operation, coerced, service.settings.max_depth,
-                         service.settings.max_cost, service.measures)
+            service.check(document, operation, data.get("variables"))
         except RequestError as exc:
             return exc.errors
-        except errors.GatewayError as exc:
-            return [{"message": str(exc), "extensions": {"code": exc.code, **exc.extensions}}]
         return None
 
     def _parse(self, context: Any, data: dict[str, Any]) -> Any:

@@ -49,7 +49,7 @@ from gateway.core.time import parse_instant, shanghai_date  # noqa: E402
 from gateway.reports.build import build_report  # noqa: E402
 from gateway.reports.models import FACT_MODELS  # noqa: E402
 from gateway.supervision import analysis  # noqa: E402
-from gateway.units.sample import province_tree, units_csv  # noqa: E402
+from gateway.units.sample import province_tree, tree_ancestors, units_csv  # noqa: E402
 
 PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 SECRET = "analysis-bench-secret-long-enough-for-hs256"
@@ -246,16 +246,7 @@ async def main() -> None:
     args = parser.parse_args()
 
     rows = province_tree("51", stations_per_county=2)
-    parents = {code: parent for code, _, _, parent in rows}
-    levels = {code: level for code, _, level, _ in rows}
-    ancestors: dict[str, tuple[str | None, ...]] = {}
-    for code in parents:
-        anc: list[str | None] = [None] * 5
-        cur: str | None = code
-        while cur:
-            anc[levels[cur] - 1] = cur
-            cur = parents[cur] or None
-        ancestors[code] = tuple(anc)
+    ancestors = tree_ancestors(rows)
     handling = [code for code, _, level, _ in rows if level >= 4]
     schema = f"analysisbench_{uuid.uuid4().hex[:8]}"
     pg_url = f"{PG_URL}?search_path={schema}"

@@ -59,3 +59,18 @@ def units_csv(rows: list[tuple[str, str, int, str]]) -> str:
     writer.writerow(["code", "name", "level", "parent_code"])
     writer.writerows(rows)
     return out.getvalue()
+
+
+def tree_ancestors(rows: list[tuple[str, str, int, str]]) -> dict[str, tuple[str | None, ...]]:
+    """Every unit of `province_tree` rows with its ancestor codes by level (1..5, itself included)."""
+    parents = {code: parent for code, _, _, parent in rows}
+    levels = {code: level for code, _, level, _ in rows}
+    out: dict[str, tuple[str | None, ...]] = {}
+    for code in parents:
+        anc: list[str | None] = [None] * 5
+        cur: str | None = code
+        while cur:
+            anc[levels[cur] - 1] = cur
+            cur = parents[cur] or None
+        out[code] = tuple(anc)
+    return out

@@ -15,9 +15,9 @@ import graphene
 from gateway.api.feed import AlertHub, PlacedAlert
 from gateway.api.gql import errors
 from gateway.api.gql.context import RequestContext, context_of
+from gateway.api.gql.scalars import DateTime
 from gateway.api.gql.types import JSON, OrgUnit
 from gateway.core.feed import KINDS, FeedAlert
-from gateway.core.time import SHANGHAI
 from gateway.units.jurisdiction import Jurisdiction
 
 # Whoever may read records in a jurisdiction may hear what happens there.
@@ -43,14 +43,10 @@ class Alert(graphene.ObjectType):
         description = "Something a superior unit's command centre wants to hear of as it happens."
 
     kind = graphene.Field(AlertKind, required=True)
-    at = graphene.DateTime(required=True)
+    at = DateTime(required=True)
     unit = graphene.Field(OrgUnit, required=True, description="The unit whose subtree it concerns.")
     complaint_ids = graphene.List(graphene.NonNull(graphene.ID), required=True)
     detail = graphene.Field(JSON, required=True, description="What else there is to know: ids, reasons, counts.")
-
-    @staticmethod
-    def resolve_at(root: FeedAlert, info: graphene.ResolveInfo) -> Any:
-        return root.at.astimezone(SHANGHAI)
 
     @staticmethod
     async def resolve_unit(root: FeedAlert, info: graphene.ResolveInfo) -> Any:

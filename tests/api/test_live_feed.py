@@ -282,3 +282,49 @@ async def test_alerts_of_real_changes(live: Live) -> None:
     assert alert["detail"]["category"] == "COSMETICS" and alert["detail"]["count"] == 8
     with pytest.raises(TimeoutError):
         await receive(ws, timeout=0.6)
+
+
+async def gql(live: Live, query: str, variables: dict[str, Any], bearer: str) -> dict[str, Any]:
+    async with httpx.AsyncClient() as client:
+        answer = await client.post(live.url.replace("ws://", "http://"), json={"query": query, "variables": variables},
+                                   headers={"Authorization": f"Bearer {bearer}"})
+    body: dict[str, Any] = answer.json()
+    assert not body.get("errors"), body
+    return body["data"]
+
+
+async def test_supervision_orders_are_announced_to_each_unit_with_its_own_records(live: Live) -> None:
+    async with transaction(live.db.sessionmaker) as session:
+        assert not (await ingest_raw(session, [record("SO-1", handling_unit="510802001", events=[]),
+                                               record("SO-2", handling_unit="510811001", events=[])])).rejected
+    county = await open_feed(live.url, token("510802", roles="operator"))
+    await subscribe(county, "c", "510802")
+    sibling = await open_feed(live.url, token("510811", roles="operator"))
+    await subscribe(sibling, "s", "510811")
+    city = await open_feed(live.url, token("510800"))
+    await subscribe(city, "city", "510800", ["SUPERVISION_ISSUED", "SUPERVISION_RESPONDED"])
+    for ws in (county, sibling, city):
+        assert await synced(ws) == []
+
+    issued = await gql(live, """mutation { issueSupervision(complaintIds: ["SO-1", "SO-2"], note: "=请速办",
+        respondWithin: 3) { id dueDate } }""", {}, token("510800", "supervisor"))
+    order = issued["issueSupervision"]
+    alert = (await receive(county))["payload"]["data"]["alerts"]
+    assert (alert["kind"], alert["unit"]["code"], alert["complaintIds"]) == ("SUPERVISION_ISSUED", "510802001",
+                                                                              ["SO-1"])
+    assert alert["detail"] == {"orderId": order["id"], "issuedBy": "510800", "dueDate": order["dueDate"],
+                               "note": "=请速办", "state": "OPEN"}
+    alert = (await receive(sibling))["payload"]["data"]["alerts"]
+    assert (alert["kind"], alert["complaintIds"]) == ("SUPERVISION_ISSUED", ["SO-2"])
+    both = [(await receive(city))["payload"]["data"]["alerts"]["complaintIds"] for _ in range(2)]
+    assert sorted(both) == [["SO-1"], ["SO-2"]]
+
+    await gql(live, "mutation($id: ID!) { respondSupervision(orderId: $id, note: \"已办结\") { state } }",
+              {"id": order["id"]}, token("510802", "operator"))
+    alert = (await receive(county))["payload"]["data"]["alerts"]
+    assert (alert["kind"], alert["unit"]["code"], alert["complaintIds"]) == ("SUPERVISION_RESPONDED", "510802",
+                                                                              ["SO-1"])
+    assert alert["detail"]["state"] == "RESPONDED_ON_TIME" and alert["detail"]["respondedBy"] == "510802"
+    assert (await receive(city))["payload"]["data"]["alerts"]["kind"] == "SUPERVISION_RESPONDED"
+    with pytest.raises(TimeoutError):  # the sibling county hears nothing of another county's answer
+        await receive(sibling, timeout=0.6)

@@ -106,5 +106,18 @@ async def test_an_alert_committed_on_one_replica_reaches_a_subscriber_on_the_oth
         assert alert["complaintIds"] == ["R-SIB"]
         with pytest.raises(asyncio.TimeoutError):
             await receive(county, timeout=0.5)
+
+        # A supervision order issued through the other replica, on both counties' records.
+        sent = time.monotonic()
+        async with httpx.AsyncClient(base_url=b) as client:
+            answer = await client.post("/graphql", json={"query": """mutation { issueSupervision(
+                complaintIds: ["R-OWN", "R-SIB"], note: "请于3个工作日内反馈") { id } }"""},
+                headers={"Authorization": f"Bearer {token('510800', 'supervisor')}"})
+        assert answer.json()["data"]["issueSupervision"]["id"], answer.text
+        alert = (await receive(sibling, timeout=5))["payload"]["data"]["alerts"]
+        assert (alert["kind"], alert["complaintIds"]) == ("SUPERVISION_ISSUED", ["R-SIB"])
+        assert time.monotonic() - sent < 2.0
+        with pytest.raises(asyncio.TimeoutError):  # the county subscribed to flags only
+            await receive(county, timeout=0.5)
         for ws in (county, sibling):
             await ws.close()

@@ -1,50 +1,20 @@
 """The live feed's test client: graphql-transport-ws over a real WebSocket (the `websockets` library) to a
-gateway served on loopback."""
+gateway served on loopback (tests/browser.py serves it)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
-from gateway.api.app import create_app
 from gateway.core.auth import mint_token
-from gateway.core.settings import Settings
 
 SECRET = "live-feed-test-secret-long-enough-for-hs256"
 PROTOCOL = "graphql-transport-ws"
 ALERTS = """subscription A($unit: String!, $kinds: [AlertKind!]) {
   alerts(unit: $unit, kinds: $kinds) { kind at unit { code name } complaintIds detail } }"""
-
-
-@contextmanager
-def serve(settings: Settings) -> Iterator[tuple[str, Any]]:
-    """The gateway (lifespan on) in a thread on loopback; yields its ws:// URL of /graphql and the app."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "gateway did not start"
-        time.sleep(0.01)
-    try:
-        yield f"ws://127.0.0.1:{port}/graphql", app
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        sock.close()
 
 
 def token(unit: str, roles: str = "supervisor", ttl: int = 600) -> str:

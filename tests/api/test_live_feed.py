@@ -20,6 +20,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from connectors.simulators import FACTORIES, run_in_thread
+from gateway.api.app import create_app
 from gateway.api.gql.ws import handler_of
 from gateway.core.db import transaction
 from gateway.core.feed import Alert, publish_alert
@@ -33,11 +34,11 @@ from tests.api.feed_support import (
     open_feed,
     receive,
     send,
-    serve,
     subscribe,
     synced,
     token,
 )
+from tests.browser import serve_app
 from tests.conftest import Database
 from tests.factories import USCC, load_units, record
 
@@ -65,8 +66,13 @@ async def live(db: Database, emergency_url: str) -> AsyncIterator[Live]:
     await load_units(db.sessionmaker)
     settings = Settings(database_url=db.url, jwt_secret=SECRET, dispatcher=False, auto_migrate=False,
                         emergency_url=emergency_url, emergency_token="sim-token")
-    with serve(settings) as (url, app):
-        yield Live(url, app, db)
+    app = create_app(settings)
+    servers = serve_app(app)
+    base = next(servers)
+    try:
+        yield Live(base.replace("http://", "ws://") + "/graphql", app, db)
+    finally:
+        next(servers, None)
 
 
 async def test_sign_in_at_connection_init(live: Live) -> None:

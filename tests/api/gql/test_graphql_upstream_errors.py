@@ -9,7 +9,8 @@ import json
 import logging
 
 import pytest
-from conftest import Gateway
+
+from tests.api.gql.conftest import Gateway
 
 SECRET = "FATAL: password authentication failed for user credit, dsn=postgres://credit:hunter2@db-7.internal:5432"
 LEAKS = ("hunter2", "db-7.internal", "FATAL")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -18,7 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from starlette.routing import Match
 
 from connectors.context import request_id_var
 
@@ -139,10 +141,21 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
 
 
 def _route_template(request: Request) -> str:
-    """The matched route's path template (set in the scope by routing), so labels stay few."""
+    """The matched route's path template, so labels stay few. FastAPI's own routes put themselves in the scope;
+    Starlette routes (`/openapi.json`) and mounts (`/static/docs/{path}`) are looked up; anything else is one
+    value, "unmatched", however many paths are tried."""
     route = request.scope.get("route")
     path = getattr(route, "path", None) or getattr(route, "path_format", None)
-    return str(path) if path else "unmatched"  # one value for every unknown path: no label explosion
+    if path:
+        return str(path)
+    # a mount has rewritten root_path for its app: match as the router first saw the request
+    scope = {**request.scope, "root_path": request.scope.get("app_root_path", "")}
+    for candidate in request.app.router.routes:
+        match, _ = candidate.matches(scope)
+        if match == Match.FULL:
+            template = getattr(candidate, "path_format", None) or getattr(candidate, "path", "")
+            return str(template)  # a mount's format already ends in /{path}
+    return "unmatched"
 
 
 def install(app: FastAPI) -> None:
@@ -177,4 +190,14 @@ def install(app: FastAPI) -> None:
         refresh = getattr(app.state, "refresh_gauges", None)
         if refresh is not None:
             await refresh()
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_text() -> bytes:
+    """The exposition of this process, or, under `gateway serve --workers N` (PROMETHEUS_MULTIPROC_DIR set),
+    of every worker together: counters and histograms summed, gauges by their multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()

@@ -1,4 +1,5 @@
-"""`gateway dispatch [--once] [--reconcile [--repair]]`, and the background dispatcher of `gateway serve`.
+"""Sending the outbox through the process's connectors: the senders, the background dispatcher of `gateway serve`,
+and reconciliation with the credit system (`gateway dispatch` itself is `gateway/cli/dispatch.py`).
 
 Connectors are the process's one set (gateway/core/upstreams.py); a system whose URL is unset is skipped and
 its items wait. Reconciliation lists what the credit system holds per enterprise (GET

@@ -1,5 +1,5 @@
-"""Operations: metrics that pass promtool, health and readiness, request ids carried upstream, JSON logs,
-and a compose file that docker-compose accepts."""
+"""Operations: metrics that pass promtool, health and readiness, request ids carried upstream, JSON logs
+(the compose file and image: tests/core/test_deployment.py)."""
 
 from __future__ import annotations
 
@@ -117,13 +117,6 @@ def test_json_logs_carry_the_request_id() -> None:
     assert entry["msg"] == "hello world" and entry["request_id"] == "rid-42" and entry["level"] == "info"
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (Debian package) not installed")
-def test_compose_file_is_valid() -> None:
-    done = subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "GATEWAY_JWT_SECRET": "x"})
-    assert done.returncode == 0, done.stderr
-
-
 async def test_graphql_operations_are_counted_by_name_and_outcome(db: Database) -> None:
     from prometheus_client import REGISTRY
 
@@ -192,3 +185,45 @@ async def test_made_up_operation_names_never_take_a_persisted_operations_label(d
     made_up = {label for label in labels() if label.startswith("MadeUp")}
     assert 0 < len(made_up) < _MAX_ADHOC_NAMES
     assert len(labels()) <= _MAX_ADHOC_NAMES + 2 + len(list(DEFAULT_DIR.glob("*.graphql")))
+
+
+async def test_docs_openapi_and_assets_are_counted_under_their_routes(db: Database) -> None:
+    from prometheus_client import REGISTRY
+
+    app = create_app(Settings(database_url=db.url, jwt_secret=SECRET, dispatcher=False))
+
+    def count(route: str, status: str = "200") -> float:
+        return REGISTRY.get_sample_value(
+            "gateway_http_requests_total", {"method": "GET", "route": route, "status": status}) or 0.0
+
+    routes = ("/docs", "/redoc", "/openapi.json", "/static/docs/{path}", "/static/graphiql/{path}")
+    before = {r: count(r) for r in routes}
+    unmatched = count("unmatched", "404")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+        for path in ("/docs", "/redoc", "/openapi.json", "/static/docs/swagger-ui.css",
+                     "/static/graphiql/graphiql.min.css"):
+            assert (await c.get(path)).status_code == 200
+        assert (await c.get("/no/such/path")).status_code == 404
+    assert all(count(r) == before[r] + 1 for r in routes), {r: count(r) - before[r] for r in routes}
+    assert count("unmatched", "404") == unmatched + 1
+
+
+async def test_openapi_describes_the_rest_routes(db: Database) -> None:
+    app = create_app(Settings(database_url=db.url, jwt_secret=SECRET, dispatcher=False))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+        spec = (await c.get("/openapi.json")).json()
+    report = spec["paths"]["/api/v1/kpi/report"]["get"]
+    params = {p["name"]: p for p in report["parameters"]}
+    assert {"unit", "level", "from", "to", "as_of", "scheme", "format"} <= set(params)
+    assert params["unit"]["required"] and params["format"]["schema"]["enum"] == ["json", "csv", "xlsx"]
+    assert report["security"] == [{"bearer": []}]
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    content = report["responses"]["200"]["content"]
+    assert {"application/json", "text/csv"} <= set(content)
+    assert content["application/json"]["schema"]["$ref"].endswith("/KpiReport")
+    assert {"401", "403", "400"} <= set(report["responses"])
+    ingest = spec["paths"]["/api/v1/ingest/complaints"]["post"]
+    assert [p["name"] for p in ingest["parameters"]] == ["X-Signature"] and ingest["parameters"][0]["required"]
+    body = ingest["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["items"] and body["properties"]["items"]["type"] == "array"
+    assert "security" not in ingest  # signed, not a bearer token

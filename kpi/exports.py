@@ -36,6 +36,14 @@ OBLIGATION_NAMES = {
     "R_REPLY": "举报按时告知率",
 }
 KIND_NAMES = {"COMPLAINT": "投诉", "REPORT": "举报", "INQUIRY": "咨询", "SUGGESTION": "意见建议"}
+# The row's `supervision` block (supervision.md): (key, Chinese header, kind)
+SUPERVISION_COLUMNS = (
+    ("issued", "督办件数", "int"),
+    ("responded_on_time", "按时反馈", "int"),
+    ("responded_late", "超时反馈", "int"),
+    ("overdue", "逾期未反馈", "int"),
+    ("rate", "督办按时反馈率", "pct"),
+)
 
 def _path(*keys: str) -> Callable[[Row], Any]:
     """A getter for a nested value, e.g. _path("timeliness_by_obligation", "C_ACCEPT", "rate")."""
@@ -70,6 +78,7 @@ PEOPLE_COLUMNS: list[_Column] = [
     ("mediation_success_rate", "调解成功率", lambda r: r["mediation_success_rate"], "pct"),
     ("case_filing_rate", "举报立案率", lambda r: r["case_filing_rate"], "pct"),
     ("recovered_amount", "挽回经济损失(元)", lambda r: Decimal(r["recovered_amount"]), "money"),
+    *((f"supervision.{k}", name, _path("supervision", k), kind) for k, name, kind in SUPERVISION_COLUMNS),
     ("score", "得分", lambda r: r["score"], "score"),
     ("rank", "排名", lambda r: r["rank"], "int"),
 ]
@@ -101,8 +110,10 @@ def csv_columns() -> list[tuple[str, Callable[[Row], Any]]]:
     cols += [
         (name, _path(name))
         for name in ("reply_rate", "callback_rate", "satisfaction_rate", "mediation_success_rate",
-                     "case_filing_rate", "recovered_amount", "score", "rank")
+                     "case_filing_rate", "recovered_amount")
     ]
+    cols += [(f"supervision.{k}", _path("supervision", k)) for k, _, _ in SUPERVISION_COLUMNS]
+    cols += [(name, _path(name)) for name in ("score", "rank")]
     return cols
 
 

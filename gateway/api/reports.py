@@ -17,6 +17,7 @@ from gateway.core.auth import AuthError
 from gateway.core.observability import REPORT_DURATION
 from gateway.reports.arguments import report_arguments
 from gateway.reports.build import KpiConfigError, ReportError, build_report, load_config
+from gateway.supervision.report import count_orders
 from gateway.units.jurisdiction import caller_sees_unit
 from kpi.exports import export_filename, to_csv, to_xlsx
 
@@ -56,7 +57,7 @@ async def kpi_report(request: Request, caller: SignIn = Depends(bearer_sign_in))
             if not await caller_sees_unit(session, caller.unit, unit):
                 # an unknown unit gets the same answer as a foreign one: codes are not revealed
                 return error("FORBIDDEN", f"unit {unit} is not your unit {caller.unit} nor below it")
-            doc = await build_report(session, unit=unit, config=config, **params)
+            doc = await build_report(session, unit=unit, config=config, orders=count_orders, **params)
     except ReportError as exc:
         return error(exc.code, str(exc))
     except KpiConfigError as exc:

@@ -25,6 +25,7 @@ from gateway.core.auth import Principal
 from gateway.core.time import SHANGHAI, parse_date, parse_instant
 from gateway.reports.build import KpiConfig, KpiConfigError, ReportError, build_report, load_config
 from gateway.reports.periods import PRESETS, months, period_range
+from gateway.supervision.report import count_orders
 from gateway.units.tree import Unit, jurisdiction_tree
 from kpi.exports import PEOPLE_COLUMNS, export_filename, to_csv, to_xlsx
 
@@ -265,7 +266,8 @@ async def _render(request: Request, principal: Principal, v: dict[str, str], tre
     async with request.app.state.sessionmaker() as session:
         try:
             doc = await build_report(session, params["unit"], params["level"], params["date_from"],
-                                     params["date_to"], params["as_of"], None, config=config, details=details)
+                                     params["date_to"], params["as_of"], None, config=config, details=details,
+                                     orders=count_orders)
         except ReportError as exc:
             raise PageError(f"无法生成报告：{exc}") from None
     v["level"] = str(doc["level"])
@@ -374,7 +376,8 @@ async def reports_download(request: Request) -> Response:
         config = load_config()
         async with request.app.state.sessionmaker() as session:
             doc = await build_report(session, params["unit"], params["level"], params["date_from"],
-                                     params["date_to"], params["as_of"], None, config=config)
+                                     params["date_to"], params["as_of"], None, config=config,
+                                     orders=count_orders)
     except PageError as exc:
         return _refusal(request, exc)
     except ReportError as exc:

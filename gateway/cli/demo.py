@@ -96,7 +96,10 @@ async def run_demo(args: argparse.Namespace, base: Settings) -> int:
             **{f"{name}_token": SecretStr(sim_token) for name in servers},
         })
         await _load(settings, rows)
-        _print_welcome(settings, args, jwt_secret, servers)
+        from gateway.cli.demo_supervision import seed_supervision
+
+        supervision = await seed_supervision(settings)
+        _print_welcome(settings, args, jwt_secret, servers, supervision)
         from gateway.api.app import create_app
 
         config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="warning",
@@ -136,7 +139,9 @@ async def _load(settings: Settings, rows: list[tuple[str, str, int, str]]) -> No
 
 
 def _print_welcome(settings: Settings, args: argparse.Namespace, jwt_secret: str,
-                   servers: dict[str, ThreadedServer]) -> None:
+                   servers: dict[str, ThreadedServer], supervision: dict[str, Any]) -> None:
+    from gateway.cli.demo_supervision import banner
+
     base = f"http://{args.host}:{args.port}"
     ttl = 30 * 86400
     city = "510800"  # 广元市
@@ -146,6 +151,10 @@ def _print_welcome(settings: Settings, args: argparse.Namespace, jwt_secret: str
         f"evaluator at a city ({city})": mint_token(jwt_secret, "eval-guangyuan", city, ["evaluator"], ttl),
         "operator (510000)": mint_token(jwt_secret, "operator-sichuan", "510000", ["reader", "operator"], ttl),
         "credit system (100000)": mint_token(jwt_secret, "credit-supervision", "100000", ["credit"], ttl),
+        "supervisor at the province (510000)": mint_token(jwt_secret, "supervisor-sichuan", "510000",
+                                                          ["supervisor", "reader"], ttl),
+        f"operator at a city ({city})": mint_token(jwt_secret, "operator-guangyuan", city, ["reader", "operator"],
+                                                   ttl),
     }
     year = date.today().year
     ingest = settings.ingest_secret.get_secret_value() if settings.ingest_secret else ""
@@ -157,6 +166,7 @@ def _print_welcome(settings: Settings, args: argparse.Namespace, jwt_secret: str
         f"  Evaluators' page: {base}/reports (sign in at {base}/login with an evaluator token below)",
         f"  Metrics: {base}/metrics   Health: {base}/healthz {base}/readyz",
         "  Simulators: " + ", ".join(f"{name} {server.url}" for name, server in servers.items()),
+        *banner(supervision),
         f"  JWT secret (GATEWAY_JWT_SECRET): {jwt_secret}",
         "Tokens (Authorization: Bearer …), valid 30 days:",
         *(f"  {who}:\n    {token}" for who, token in tokens.items()),
@@ -170,6 +180,9 @@ def _print_welcome(settings: Settings, args: argparse.Namespace, jwt_secret: str
         f"    -H 'Authorization: Bearer {tokens['external system (reader, 四川省)']}' \\",
         "    -d '{\"query\": \"{ complaints(first: 3) { nodes { id kind receivedAt "
         "enterprise { creditProfile { name riskLevel } } } } }\"}'",
+        f"  curl -s {base}/graphql -H 'Content-Type: application/json' \\",
+        f"    -H 'Authorization: Bearer {tokens['supervisor at the province (510000)']}' \\",
+        "    -d '{\"query\": \"{ deadlineLights(unit: \\\"510000\\\") { unit { name } red yellow green } }\"}'",
         "",
     ]
     print("\n".join(lines), flush=True)

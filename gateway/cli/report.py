@@ -43,6 +43,7 @@ def add_parsers(sub: Any) -> None:
 @command("report")
 async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.reports.build import KpiConfigError, ReportError, build_report, load_config
+    from gateway.supervision.report import count_orders
     from kpi.exports import to_csv, to_table, to_xlsx
 
     try:
@@ -59,7 +60,7 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         async with sm() as session:
             doc = await build_report(
                 session, unit=args.unit, level=args.level, date_from=args.date_from, date_to=args.date_to,
-                as_of=as_of, scheme=args.scheme, config=config,
+                as_of=as_of, scheme=args.scheme, config=config, orders=count_orders,
             )
     except ReportError as exc:
         raise CommandError(str(exc)) from None

@@ -6,6 +6,7 @@ in `_total` (prometheus-client adds it), and few labels — the route template, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,19 +45,57 @@ REPORT_DURATION = Histogram(
 
 log = logging.getLogger("gateway.http")
 
-# Operation names are chosen by callers: the first few hundred get a label of their own, later ones share
-# "other", so a client inventing names cannot explode the metric's series.
-_MAX_OPERATION_NAMES = 200
-_operation_names: set[str] = set()
+# Operation labels. A persisted operation (the safelist, graphql/operations/) is labelled by its name, always:
+# those are few and fixed at start-up. Any other name is chosen by the caller, so those labels are bounded:
+# at most _MAX_ADHOC_NAMES at once; a new name takes the place of the least used one (the oldest among
+# equals), whose series are dropped. A client inventing names churns only the one-off names, never a
+# persisted operation's label nor a name in steady use. Names that pose as a persisted operation's, or
+# longer than _MAX_NAME, are "other"; unnamed operations are "anonymous".
+_MAX_ADHOC_NAMES = 100
+_MAX_NAME = 64
+OUTCOMES = ("ok", "partial", "error")
+_adhoc_uses: dict[str, int] = {}
+_reserved: set[str] = set()
 
 
-def observe_operation(name: str | None, has_data: bool, has_errors: bool, seconds: float) -> None:
-    label = name or "anonymous"
-    if label not in _operation_names:
-        if len(_operation_names) >= _MAX_OPERATION_NAMES:
-            label = "other"
-        else:
-            _operation_names.add(label)
+def reserve_operation_labels(names: Iterable[str]) -> None:
+    """Names of persisted operations: labels of their own, which no other document may take."""
+    _reserved.update(names)
+
+
+def operation_label(name: str | None, persisted: str | None = None) -> str:
+    """The `operation` label of an executed operation: `persisted` (its persisted name) when it is one,
+    else its name within the bound, "anonymous" or "other"."""
+    if persisted is not None:
+        return persisted
+    if not name:
+        return "anonymous"
+    if name in _reserved or len(name) > _MAX_NAME:
+        return "other"
+    uses = _adhoc_uses.get(name)
+    if uses is None:
+        uses = 0
+        if len(_adhoc_uses) >= _MAX_ADHOC_NAMES:
+            victim = min(_adhoc_uses, key=_adhoc_uses.__getitem__)
+            del _adhoc_uses[victim]
+            _drop_series(victim)
+    _adhoc_uses[name] = uses + 1
+    return name
+
+
+def _drop_series(label: str) -> None:
+    for outcome in OUTCOMES:
+        with contextlib.suppress(KeyError):
+            GRAPHQL_OPERATIONS.remove(label, outcome)
+    with contextlib.suppress(KeyError):
+        GRAPHQL_DURATION.remove(label)
+
+
+def observe_operation(
+    name: str | None, has_data: bool, has_errors: bool, seconds: float, persisted: str | None = None
+) -> None:
+    """Count one executed operation by label (see `operation_label`) and outcome, and time it."""
+    label = operation_label(name, persisted)
     outcome = "error" if not has_data else ("partial" if has_errors else "ok")
     GRAPHQL_OPERATIONS.labels(label, outcome).inc()
     GRAPHQL_DURATION.labels(label).observe(seconds)

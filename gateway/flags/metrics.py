@@ -11,6 +11,11 @@ from gateway.core.db import on_commit
 # recent reading of a live worker is the answer, not one series per process.
 OUTBOX_PENDING = Gauge("gateway_outbox_pending", "Outbox items not yet delivered", ["system"],
                        multiprocess_mode="livemostrecent")
+OUTBOX_FAILED = Gauge(
+    "gateway_outbox_failed",
+    "Outbox items a system refused for good (dead letters): they wait for `gateway dispatch --requeue`",
+    ["system"], multiprocess_mode="livemostrecent",
+)
 OUTBOX_OLDEST_AGE = Gauge(
     "gateway_outbox_oldest_age_seconds", "Age of the oldest outbox item not yet delivered", ["system"],
     multiprocess_mode="livemostrecent",

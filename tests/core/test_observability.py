@@ -141,6 +141,52 @@ async def test_graphql_operations_are_counted_by_name_and_outcome(db: Database) 
     assert count("error") == before_error + 1
 
 
+async def test_made_up_operation_names_never_take_a_persisted_operations_label(db: Database) -> None:
+    """Persisted operations are labelled by their name, always; made-up names are bounded and churn among
+    themselves, so 300 of them neither push a real operation into "other" nor grow the series without end."""
+    from prometheus_client import REGISTRY
+
+    from gateway.api.gql.persisted import DEFAULT_DIR, document_hash
+    from gateway.core.observability import _MAX_ADHOC_NAMES
+
+    await load_units(db.sessionmaker)
+    app = create_app(Settings(database_url=db.url, jwt_secret=SECRET, dispatcher=False))
+    auth = {"Authorization": f"Bearer {mint_token(SECRET, 'ops-test', '510000', ['reader'])}"}
+    persisted = (DEFAULT_DIR / "ExternalComplaintLookup.graphql").read_text(encoding="utf-8")
+
+    def count(label: str) -> float:
+        return REGISTRY.get_sample_value("gateway_graphql_operations_total",
+                                         {"operation": label, "outcome": "ok"}) or 0.0
+
+    def labels() -> set[str]:
+        return {s.labels["operation"] for m in REGISTRY.collect() if m.name == "gateway_graphql_operations"
+                for s in m.samples if s.name.endswith("_total")}
+
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            async def run(body: dict[str, object]) -> None:
+                resp = await c.post("/graphql", json=body, headers=auth)
+                assert resp.status_code == 200 and "errors" not in resp.json(), resp.text
+
+            for _ in range(5):
+                await run({"query": "query SteadyOp { __typename }"})
+            steady, lookups, other = count("SteadyOp"), count("ExternalComplaintLookup"), count("other")
+            for i in range(300):
+                await run({"query": f"query MadeUp{i:03d} {{ __typename }}"})
+            await run({"documentId": f"sha256:{document_hash(persisted)}", "variables": {"id": "NONE"}})
+            await run({"query": persisted, "variables": {"id": "NONE"}})  # the same text, sent in full
+            await run({"query": "query SteadyOp { __typename }"})
+            # A made-up query cannot pose as the persisted one.
+            await run({"query": "query ExternalComplaintLookup { __typename }"})
+
+    assert count("ExternalComplaintLookup") == lookups + 2
+    assert count("SteadyOp") == steady + 1  # in steady use: kept its series through the flood
+    assert count("other") == other + 1
+    made_up = {label for label in labels() if label.startswith("MadeUp")}
+    assert 0 < len(made_up) < _MAX_ADHOC_NAMES
+    assert len(labels()) <= _MAX_ADHOC_NAMES + 2 + len(list(DEFAULT_DIR.glob("*.graphql")))
+
+
 async def test_docs_openapi_and_assets_are_counted_under_their_routes(db: Database) -> None:
     from prometheus_client import REGISTRY
 

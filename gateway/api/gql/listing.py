@@ -20,7 +20,7 @@ from gateway.core.cursor import decode_cursor, encode_cursor
 from gateway.units.jurisdiction import Jurisdiction
 
 MAX_FIRST = 500
-OVERDUE_BATCH = 100
+OVERDUE_STEP = 100  # records read per step of the walk that checks overdue-ness record by record
 OVERDUE_SCAN = 20_000
 _COMPLAINTS: Table = Complaint.__table__  # type: ignore[assignment]
 _USCC = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{18}$")
@@ -170,7 +170,7 @@ class ComplaintQuery:
         out: list[Any] = []
         scanned = 0
         while len(out) < want:
-            rows = await self._slice(after, OVERDUE_BATCH)
+            rows = await self._slice(after, OVERDUE_STEP)
             if not rows:
                 break
             scanned += len(rows)

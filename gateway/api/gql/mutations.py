@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from gateway.api.gql import enums, errors
 from gateway.api.gql.context import RequestContext, context_of
 from gateway.api.gql.scalars import DateTime
+from gateway.api.gql.supervision import SupervisionMutation
 from gateway.api.gql.types import JSON, CaseLead, Complaint, Incident
 from gateway.complaints.case_leads import suggest_case_lead
 from gateway.complaints.records import EventIn, describe_errors
@@ -98,7 +99,7 @@ async def _escalate_incident(info: graphene.ResolveInfo, complaint_ids: list[str
                     commanding_unit=None, updated_at=done.reported_at)
 
 
-class Mutation(graphene.ObjectType):
+class Mutation(SupervisionMutation, graphene.ObjectType):
     record_event = graphene.Field(
         Complaint, complaint_id=graphene.ID(required=True), event=EventInput(required=True),
         description="Store a handling event (records.md); the record as it now stands.",

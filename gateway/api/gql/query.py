@@ -15,10 +15,11 @@ from gateway.api.gql.flags import CreditFlagConnection, resolve_credit_flags
 from gateway.api.gql.kpi_report import KpiReport, resolve_kpi_report
 from gateway.api.gql.listing import _USCC, ComplaintConnection, ComplaintFilter, ComplaintQuery, resolve_complaints
 from gateway.api.gql.scalars import DateTime
+from gateway.api.gql.supervision import SupervisionQuery
 from gateway.api.gql.types import Complaint, Enterprise, EnterpriseRef, OrgUnit
 
 
-class Query(graphene.ObjectType):
+class Query(SupervisionQuery, graphene.ObjectType):
     complaint = graphene.Field(Complaint, id=graphene.ID(required=True))
     complaints = graphene.Field(
         ComplaintConnection,

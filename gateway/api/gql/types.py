@@ -39,8 +39,10 @@ class OrgUnit(graphene.ObjectType):
         return unit if unit is not None and ctx.sees_unit(unit) else None
 
     @staticmethod
-    def resolve_children(root: Any, info: graphene.ResolveInfo) -> Awaitable[Any]:
-        return context_of(info).loaders.children.load(root.code)
+    async def resolve_children(root: Any, info: graphene.ResolveInfo) -> list[Any]:
+        # A unit above the caller (an order's issuing unit) shows no siblings of the caller's branch.
+        ctx = context_of(info)
+        return [c for c in await ctx.loaders.children.load(root.code) or [] if ctx.sees_unit(c)]
 
 
 class Respondent(graphene.ObjectType):
@@ -182,6 +184,10 @@ class Complaint(graphene.ObjectType):
     enterprise = graphene.Field(lambda: Enterprise, description="The respondent, by its USCC.")
     cases = graphene.List(graphene.NonNull(Case), description="Enforcement cases filed from this record.")
     incidents = graphene.List(graphene.NonNull(Incident), description="Incidents raised from this record.")
+    supervision_orders = graphene.List(
+        graphene.NonNull("gateway.api.gql.supervision.SupervisionOrder"), required=True,
+        description="Supervision orders (督办单) on this record, newest first.",
+    )
 
     @staticmethod
     def resolve_handling_unit(root: Any, info: graphene.ResolveInfo) -> Awaitable[Any]:
@@ -228,6 +234,10 @@ class Complaint(graphene.ObjectType):
     @staticmethod
     def resolve_cases(root: Any, info: graphene.ResolveInfo) -> Awaitable[Any]:
         return context_of(info).loaders.cases.load(root.id)
+
+    @staticmethod
+    def resolve_supervision_orders(root: Any, info: graphene.ResolveInfo) -> Awaitable[Any]:
+        return context_of(info).loaders.supervision_orders.load(root.id)
 
     @staticmethod
     async def resolve_incidents(root: Any, info: graphene.ResolveInfo) -> list[Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import secrets
+import shlex
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -37,9 +38,9 @@ from gateway.units.sample import province_tree, units_csv
 
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("demo", help="the whole system on one machine, no set-up")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--records", type=int, default=20000)
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="TCP port of the gateway (default 8000)")
+    p.add_argument("--records", type=int, default=20000, help="synthetic records to generate (default 20000)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
 
 
 @command("demo")
@@ -156,18 +157,24 @@ def _print_welcome(settings: Settings, args: argparse.Namespace, jwt_secret: str
                                                    ttl),
     }
     year = date.today().year
+    ingest = settings.ingest_secret.get_secret_value() if settings.ingest_secret else ""
     lines = [
         "",
         "12315 gateway demo is running. Ctrl-C stops it; starting it again reuses ./demo-data.",
         f"  GraphQL (GraphiQL in a browser): {base}/graphql",
         f"  KPI report: {base}/api/v1/kpi/report?unit=510000&level=3&from={year}-01-01&to={date.today()}&format=json",
-        f"  Evaluators' page: {base}/reports",
+        f"  Evaluators' page: {base}/reports (sign in at {base}/login with an evaluator token below)",
         f"  Metrics: {base}/metrics   Health: {base}/healthz {base}/readyz",
         "  Simulators: " + ", ".join(f"{name} {server.url}" for name, server in servers.items()),
         *banner(supervision),
         f"  JWT secret (GATEWAY_JWT_SECRET): {jwt_secret}",
         "Tokens (Authorization: Bearer …), valid 30 days:",
         *(f"  {who}:\n    {token}" for who, token in tokens.items()),
+        "In another terminal in this folder, these lines point `gateway` at this demo (as the README's examples do):",
+        f"  export GATEWAY_DATABASE_URL={shlex.quote(settings.database_url)}",
+        f"  export GATEWAY_JWT_SECRET={shlex.quote(jwt_secret)}",
+        f"  export GATEWAY_INGEST_SECRET={shlex.quote(ingest)}",
+        f"  export GATEWAY_URL={base}",
         "Try:",
         f"  curl -s {base}/graphql -H 'Content-Type: application/json' \\",
         f"    -H 'Authorization: Bearer {tokens['external system (reader, 四川省)']}' \\",

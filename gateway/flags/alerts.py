@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.complaints.models import Complaint
 from gateway.core.bulk import insert_ignoring_duplicates
+from gateway.core.db import chunked
 from gateway.core.time import as_utc, shanghai_date
 from gateway.flags.metrics import count_on_commit
 from gateway.flags.models import AlertRow
@@ -147,12 +148,12 @@ async def judge_cells(session: AsyncSession, keys: set[tuple[str, str, date]], n
     days = [k[2] for k in keys]
     counts: dict[tuple[str, str, date], int] = {}
     ancestors: dict[str, tuple[str | None, str | None, str | None]] = {}
-    for i in range(0, len(units), 500):
+    for chunk in chunked(units):
         rows = await session.execute(
             select(Complaint.u4, Complaint.category, Complaint.received_day, func.count(), Complaint.u1,
                    Complaint.u2, Complaint.u3)
             .where(
-                Complaint.u4.in_(units[i : i + 500]),
+                Complaint.u4.in_(chunk),
                 Complaint.category.in_(categories),
                 Complaint.received_day >= min(days) - timedelta(days=WINDOW_DAYS),
                 Complaint.received_day <= max(days),

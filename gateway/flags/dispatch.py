@@ -1,4 +1,5 @@
-"""`gateway dispatch [--once] [--reconcile [--repair]]`, and the background dispatcher of `gateway serve`.
+"""Sending the outbox through the process's connectors: the senders, the background dispatcher of `gateway serve`,
+and reconciliation with the credit system (`gateway dispatch` itself is `gateway/cli/dispatch.py`).
 
 Connectors are the process's one set (gateway/core/upstreams.py); a system whose URL is unset is skipped and
 its items wait. Reconciliation lists what the credit system holds per enterprise (GET
@@ -23,7 +24,7 @@ from connectors.models import ComplaintFlag, IncidentRequest
 from gateway.core.db import transaction
 from gateway.core.settings import Settings
 from gateway.core.upstreams import Upstreams
-from gateway.flags.models import CREDIT, DELIVERED, EMERGENCY, PENDING, FlagRow, OutboxItem
+from gateway.flags.models import CREDIT, DELIVERED, EMERGENCY, FAILED, PENDING, FlagRow, OutboxItem
 from gateway.flags.outbox import DispatchConfig, Dispatcher, Sender
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ class ReconcileReport:
     delivered: int = 0
     received: int = 0  # distinct flag_ids the credit system lists
     pending_not_received: int = 0  # not yet delivered and not there: the normal backlog
+    failed: list[str] = field(default_factory=list)  # refused for good and not there: dead letters to requeue
     missing: list[str] = field(default_factory=list)  # marked delivered, absent at the credit system
     received_unmarked: list[str] = field(default_factory=list)  # there, but not marked delivered here
     unknown: list[str] = field(default_factory=list)  # there, but never raised by this gateway
@@ -131,7 +133,7 @@ class ReconcileReport:
     @property
     def consistent(self) -> bool:
         return not (self.missing or self.received_unmarked or self.unknown or self.duplicated
-                    or self.severity_differs or self.unreachable)
+                    or self.severity_differs or self.unreachable or self.failed)
 
 
 async def reconcile(
@@ -146,7 +148,9 @@ async def reconcile(
     the others still checked.
 
     With `repair`: flags it holds are marked delivered here, and flags we marked delivered that it lacks
-    are queued again (same flag_id and key), in one transaction. Reads only otherwise.
+    are queued again (same flag_id and key), in one transaction. Reads only otherwise. Flags it refused for
+    good (FAILED) and does not hold are reported in `failed` and make the state inconsistent; repair leaves
+    them to an operator (`gateway dispatch --requeue`): sent again unchanged, they may be refused again.
     """
     ours = await _flags_sent(sm, usccs)
     wanted = sorted(set(usccs or ours))
@@ -201,6 +205,8 @@ def _compare(report: ReconcileReport, mine: dict[str, tuple[str, dict[str, Any]]
                 report.missing.append(fid)
         elif fid in listed:
             report.received_unmarked.append(fid)
+        elif state == FAILED:
+            report.failed.append(fid)
         else:
             report.pending_not_received += 1
         if fid in listed and severity[fid] != payload.get("severity"):

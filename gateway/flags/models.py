@@ -21,7 +21,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from gateway.core.db import UTCDateTime
 from gateway.core.models import Base
 
-# Outbox states. FAILED: the system refused the request itself (4xx other than auth); an operator must look.
+# Outbox states. FAILED (a dead letter): the system refused the request itself for good (a 4xx other than 401,
+# 403, 408 and 429); it stays until an operator requeues it (`gateway dispatch --requeue`).
 PENDING, DELIVERED, FAILED = "PENDING", "DELIVERED", "FAILED"
 CREDIT, EMERGENCY = "credit", "emergency"
 
@@ -70,6 +71,7 @@ class OutboxItem(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # set with state FAILED, cleared by a requeue
     receipt: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (

@@ -13,23 +13,19 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.cursor import decode_cursor, encode_cursor
+from gateway.core.db import chunked
 from gateway.flags.models import CREDIT, PENDING, AlertRow, FlagRow, OutboxItem
 from gateway.units.jurisdiction import Jurisdiction
 from gateway.units.models import OrgUnit
 
 # ------------------------------------------------------------------------------------------- unit moves
 
-MOVED_PER_STATEMENT = 500  # unit codes per IN (...) list, under SQLite's bound-parameter limit
-
-
 async def rehome_flags_and_alerts(session: AsyncSession, moved: Collection[str]) -> None:
     """After units moved in the tree: the issuing unit's ancestors of every flag issued by one of the
     `moved` unit codes (`i1`..`i5`), and the county's ancestors of every alert of one (`a1`..`a3`), read
     again from `org_units`, in the caller's transaction. The flag itself (its id, `issued_by`, what was
     sent) stays: only who may see it follows the tree."""
-    codes = sorted(set(moved))
-    for start in range(0, len(codes), MOVED_PER_STATEMENT):
-        chunk = codes[start:start + MOVED_PER_STATEMENT]
+    for chunk in chunked(sorted(set(moved))):
         await session.execute(
             update(FlagRow).where(FlagRow.issued_by.in_(chunk)).values(**{
                 f"i{n}": select(getattr(OrgUnit, f"l{n}")).where(OrgUnit.code == FlagRow.issued_by).scalar_subquery()

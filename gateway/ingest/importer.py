@@ -25,7 +25,7 @@ from gateway.ingest.metrics import count_rejected
 from gateway.ingest.store import Rejection, store_records
 from gateway.units.tree import load_units
 
-BATCH = 1000
+RECORDS_PER_TRANSACTION = 1000  # each batch of an import commits on its own
 
 
 class UnreadableFile(Exception):
@@ -69,7 +69,7 @@ async def import_file(
     path: Path,
     rejects: IO[str] | None = None,
     progress: bool = True,
-    batch_size: int = BATCH,
+    batch_size: int = RECORDS_PER_TRANSACTION,
 ) -> ImportReport:
     """Stream a JSON Lines file (`.gz` read as gzip) into the store in batches of `batch_size` records, each batch in
     its own transaction; returns the counts and the rejected lines (line number, id if any, reason).

@@ -24,7 +24,7 @@ from gateway.flags.rules import raise_flags
 from gateway.ingest.metrics import Source, count_rejected, count_stored_on_commit
 from gateway.reports.facts import RELEVANT_EVENTS, NewRecord, derive_facts
 from gateway.units.tree import UnitIndex, load_units
-from kpi.obligations import EventIn as KpiEvent
+from kpi import obligations
 
 __all__ = ["IngestResult", "Rejection", "ingest_raw", "load_units", "store_records", "upsert_records"]
 
@@ -220,7 +220,7 @@ def _new_record(record: ComplaintIn, units: UnitIndex) -> NewRecord:
     return NewRecord(
         record.id, record.kind, record.channel, record.hotline, record.received_at, record.received_day,
         record.complainant.real_name, money_to_cents(record.recovered_amount), u1, u2, u3, u4, u5,
-        [KpiEvent(ev.type, ev.at, ev.data) for ev in record.sorted_events() if ev.type in RELEVANT_EVENTS],
+        [obligations.EventIn(ev.type, ev.at, ev.data) for ev in record.sorted_events() if ev.type in RELEVANT_EVENTS],
     )
 
 

@@ -28,7 +28,9 @@ class UnitFileError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class UnitRow:
+class UnitLine:
+    """One line of the unit file, checked on its own (`line`: its number in the file)."""
+
     line: int
     code: str
     name: str
@@ -36,7 +38,7 @@ class UnitRow:
     parent_code: str | None
 
 
-def parse_units_csv(text: str) -> list[UnitRow]:
+def parse_units_csv(text: str) -> list[UnitLine]:
     """Parse and check each line on its own; the tree as a whole is checked by `check_tree`."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:
@@ -45,7 +47,7 @@ def parse_units_csv(text: str) -> list[UnitRow]:
         raise UnitFileError("line 1: the file is empty; expected the header code,name,level,parent_code") from None
     if tuple(h.strip() for h in header) != COLUMNS:
         raise UnitFileError(f"line 1: header must be {','.join(COLUMNS)}, got {','.join(header)}")
-    rows: list[UnitRow] = []
+    rows: list[UnitLine] = []
     for line_no, cells in enumerate(reader, start=2):
         if not cells or all(not c.strip() for c in cells):
             continue
@@ -66,11 +68,11 @@ def parse_units_csv(text: str) -> list[UnitRow]:
             raise UnitFileError(f"line {line_no}: parent_code is required for a level-{level} unit")
         if level == 5 and code[:6] != parent:
             raise UnitFileError(f"line {line_no}: station {code} must be its county code {parent} plus 3 digits")
-        rows.append(UnitRow(line_no, code, name, level, parent or None))
+        rows.append(UnitLine(line_no, code, name, level, parent or None))
     return rows
 
 
-def check_tree(rows: list[UnitRow], existing: UnitIndex) -> dict[str, Unit]:
+def check_tree(rows: list[UnitLine], existing: UnitIndex) -> dict[str, Unit]:
     """The merged tree (stored units overridden by the file), or UnitFileError naming the first bad line."""
     seen: dict[str, int] = {}
     for row in rows:

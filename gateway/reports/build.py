@@ -129,12 +129,17 @@ async def build_report(
     scheme: str | None = None,
     config: KpiConfig | None = None,
     orders: OrderCounter | None = None,
+    details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The KPI report document of interfaces.md; ReportError for bad input.
 
     `orders` counts the supervision orders of each row (`gateway.supervision.report.count_orders`): this
     package cannot import the supervision package above it, so the API and CLI hand the counter in. Without
-    it every row's `supervision` block is zeros."""
+    it every row's `supervision` block is zeros.
+
+    `details`, when given, receives what the document does not carry but a page explains:
+    `calendar_fallback_years` (the years its due dates reach that the calendar does not cover) and
+    `last_due` (the latest due date among its obligations)."""
     config = config or load_config()
     scheme_name = scheme or DEFAULT_SCHEME
     try:
@@ -255,6 +260,9 @@ async def build_report(
         total.add(c)
     total.supervision = list(order_total)  # an order on records of several rows is one order here
     used = [v.version for v in config.policies.versions if v.version in used_policies]
+    fallback_years = config.calendar.fallback_years(years_between(date_from, last_due))
+    if details is not None:
+        details.update(calendar_fallback_years=fallback_years, last_due=last_due)
     return {
         "unit": {"code": top.code, "name": top.name, "level": top.level},
         "level": level,
@@ -262,7 +270,7 @@ async def build_report(
         "to": date_to.isoformat(),
         "as_of": format_instant(as_of),
         "scheme": scheme_name,
-        "calendar_complete": not config.calendar.fallback_years(years_between(date_from, last_due)),
+        "calendar_complete": not fallback_years,
         "policy_versions": used,
         "total": build_row({"code": top.code, "name": top.name, "level": top.level}, total, weights),
         "rows": rank_rows(rows),

@@ -49,7 +49,7 @@ from kpi.policies import Policies
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = "kpi.facts_config"
-BATCH = 2000
+RECORDS_PER_DERIVATION = 2000  # records whose facts are derived with one read, one delete, one insert
 # Event types that any rule of kpi.md looks at; the others (DISPATCHED, TRANSFERRED, ...) are not loaded.
 RELEVANT_EVENTS = (
     "ACCEPTED", "REJECTED", "MEDIATION_SUCCEEDED", "MEDIATION_FAILED", "CLOSED", "EXTENDED",
@@ -179,7 +179,7 @@ async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiCo
     await _insert_facts(session, facts)
 
 
-async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = BATCH) -> int:
+async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = RECORDS_PER_DERIVATION) -> int:
     """Derive every record's facts again (after the calendar or a policy changed); returns the count."""
     count, after = 0, ""
     while True:
@@ -249,8 +249,8 @@ async def derive_facts(
             for rec in fresh.values()
         ])
     ids = [i for i in ids if i not in fresh]
-    for start in range(0, len(ids), BATCH):
-        await _derive_batch(session, ids[start:start + BATCH], config)
+    for start in range(0, len(ids), RECORDS_PER_DERIVATION):
+        await _derive_batch(session, ids[start:start + RECORDS_PER_DERIVATION], config)
 
 
 async def _insert_facts(

@@ -49,7 +49,7 @@ from gateway.api.gql.schema import graphql_schema
 from gateway.complaints.pii import write_reads
 from gateway.core.auth import AuthError, Principal, bearer_token
 from gateway.core.db import make_sessionmaker
-from gateway.core.observability import REQUEST_ID, observe_operation
+from gateway.core.observability import REQUEST_ID, observe_operation, reserve_operation_labels
 from gateway.core.settings import Settings
 from gateway.core.upstreams import Upstreams
 from gateway.units.cache import UnitCache
@@ -98,6 +98,7 @@ class GraphQLService:
         self.rules = rules
         ops_dir = Path(settings.graphql_operations_dir) if settings.graphql_operations_dir else None
         self.persisted = PersistedOperations.load(ops_dir)
+        reserve_operation_labels(op.name for op in self.persisted.by_hash.values())
         self._documents: OrderedDict[str, DocumentNode | list[GraphQLError]] = OrderedDict()
         # Measures by (document, operation) identity; dropped with the documents they belong to.
         self.measures: dict[Any, limits.Measure] = {}
@@ -232,8 +233,9 @@ async def _params(request: Request) -> dict[str, Any]:
     }
 
 
-def _document_text(service: GraphQLService, params: dict[str, Any]) -> str:
-    """The text to run: sent in full, or looked up by hash; in safelist mode only persisted ones."""
+def _document_text(service: GraphQLService, params: dict[str, Any]) -> tuple[str, str | None]:
+    """The text to run (sent in full, or looked up by hash; in safelist mode only persisted ones), and the name
+    of the persisted operation it is, if it is one."""
     query: str | None = params["query"]
     wanted = params["documentId"]
     pq = (params["extensions"] or {}).get("persistedQuery")
@@ -249,17 +251,18 @@ def _document_text(service: GraphQLService, params: dict[str, Any]) -> str:
             if op is None and service.settings.graphql_safelist:
                 raise RequestError([errors.request_error(errors.OPERATION_NOT_SAFELISTED,
                                                          "only persisted operations are accepted here")])
-            return query
+            return query, op.name if op else None
         if op is None:
             raise RequestError([errors.request_error(errors.PERSISTED_QUERY_NOT_FOUND,
                                                      f"no persisted operation {wanted}")])
-        return op.text
+        return op.text, op.name
     if query is None:
         raise HttpProblem(400, errors.BAD_USER_INPUT, "give a query, or a documentId of a persisted operation")
-    if service.settings.graphql_safelist and not service.persisted.allows(query):
+    op = service.persisted.get(document_hash(query)) if len(service.persisted) else None
+    if service.settings.graphql_safelist and op is None:
         raise RequestError([errors.request_error(errors.OPERATION_NOT_SAFELISTED,
                                                  "only persisted operations are accepted here; send one by hash")])
-    return query
+    return query, op.name if op else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,6 +274,7 @@ class Prepared:
     document: DocumentNode
     operation: OperationDefinitionNode
     params: dict[str, Any]
+    persisted: str | None  # the persisted operation's name, when it is one (its metrics label)
 
 
 async def _prepare(request: Request, service: GraphQLService) -> Prepared:
@@ -283,7 +287,8 @@ async def _prepare(request: Request, service: GraphQLService) -> Prepared:
     except AuthError as exc:
         raise HttpProblem(401, errors.UNAUTHENTICATED, str(exc),
                           {"WWW-Authenticate": 'Bearer realm="12315-gateway"'}) from None
-    document = service.document(_document_text(service, params))
+    text, persisted = _document_text(service, params)
+    document = service.document(text)
     operation = get_operation_ast(document, params["operationName"])
     if operation is None:
         raise RequestError([errors.request_error(
@@ -302,7 +307,7 @@ async def _prepare(request: Request, service: GraphQLService) -> Prepared:
     jurisdiction = await service.units.jurisdiction_of(principal.unit)
     if jurisdiction is None:
         raise HttpProblem(403, errors.FORBIDDEN, f"the token's unit {principal.unit} is not a known org unit")
-    return Prepared(principal, jurisdiction, document, operation, params)
+    return Prepared(principal, jurisdiction, document, operation, params, persisted)
 
 
 async def _execute(request: Request, service: GraphQLService, prepared: Prepared,
@@ -319,7 +324,7 @@ async def _execute(request: Request, service: GraphQLService, prepared: Prepared
         result = await result
     operation = prepared.operation
     observe_operation(operation.name.value if operation.name else None, result.data is not None,
-                      bool(result.errors), time.perf_counter() - started)
+                      bool(result.errors), time.perf_counter() - started, persisted=prepared.persisted)
     body: dict[str, Any] = {"data": result.data}
     if result.errors:
         body["errors"] = [errors.format_error(e) for e in result.errors]

@@ -13,6 +13,7 @@ import graphene
 
 from gateway.api.gql import enums, errors
 from gateway.api.gql.context import context_of
+from gateway.api.gql.scalars import DateTime
 from gateway.reports.build import build_report
 from gateway.supervision.report import count_orders
 
@@ -84,7 +85,7 @@ class KpiReport(graphene.ObjectType):
     level = graphene.Int(required=True)
     from_ = graphene.Date(required=True, name="from")
     to = graphene.Date(required=True)
-    as_of = graphene.DateTime(required=True)
+    as_of = DateTime(required=True)
     scheme = graphene.String(required=True)
     calendar_complete = graphene.Boolean(required=True)
     policy_versions = graphene.List(graphene.NonNull(graphene.String), required=True)

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from gateway.api.gql import enums, errors
 from gateway.api.gql.context import RequestContext, context_of
+from gateway.api.gql.scalars import DateTime
 from gateway.api.gql.supervision import SupervisionMutation
 from gateway.api.gql.types import JSON, CaseLead, Complaint, Incident
 from gateway.complaints.case_leads import suggest_case_lead
@@ -27,7 +28,7 @@ from gateway.ingest.events import EventRejected, record_event
 class EventInput(graphene.InputObjectType):
     id = graphene.ID(required=True, description="Unique in the whole system; sending it again changes nothing.")
     type = graphene.Field(enums.EventType, required=True)
-    at = graphene.DateTime(required=True)
+    at = DateTime(required=True)
     unit = graphene.String()
     data = JSON(description="As records.md gives for the type; {} when omitted.")
 

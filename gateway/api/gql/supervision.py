@@ -18,6 +18,7 @@ import graphene
 from gateway.api.gql import enums, errors
 from gateway.api.gql.context import RequestContext, context_of
 from gateway.api.gql.listing import PageInfo
+from gateway.api.gql.scalars import DateTime
 from gateway.api.gql.types import Complaint, OrgUnit
 from gateway.core.db import transaction
 from gateway.reports.facts import KpiConfig, kpi_config
@@ -142,7 +143,7 @@ async def resolve_deadline_lights(info: graphene.ResolveInfo, unit: str, level: 
 
 class SupervisionResponse(graphene.ObjectType):
     unit = graphene.Field(OrgUnit, required=True)
-    at = graphene.DateTime(required=True)
+    at = DateTime(required=True)
     note = graphene.String(required=True)
 
     @staticmethod
@@ -156,7 +157,7 @@ class SupervisionOrder(graphene.ObjectType):
 
     id = graphene.ID(required=True)
     issued_by = graphene.Field(OrgUnit, required=True)
-    issued_at = graphene.DateTime(required=True)
+    issued_at = DateTime(required=True)
     note = graphene.String(required=True)
     respond_within = graphene.Int(required=True, description="Working days given to respond.")
     due_date = graphene.Date(required=True)
@@ -262,7 +263,7 @@ class SupervisionQuery(graphene.ObjectType):
         unit=graphene.String(required=True),
         light=Light(),
         code=enums.ObligationCode(),
-        as_of=graphene.DateTime(),
+        as_of=DateTime(),
         first=graphene.Int(default_value=50, description="At most 500."),
         after=graphene.String(),
         required=True,
@@ -273,7 +274,7 @@ class SupervisionQuery(graphene.ObjectType):
         graphene.List(graphene.NonNull(DeadlineLightRow)),
         unit=graphene.String(required=True),
         level=graphene.Int(),
-        as_of=graphene.DateTime(),
+        as_of=DateTime(),
         required=True,
         description="Red/yellow/green counts per unit at `level` (default: the level below), then the whole "
                     "subtree as the last row (roles supervisor or evaluator).",

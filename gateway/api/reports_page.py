@@ -376,7 +376,8 @@ async def reports_download(request: Request) -> Response:
         config = load_config()
         async with request.app.state.sessionmaker() as session:
             doc = await build_report(session, params["unit"], params["level"], params["date_from"],
-                                     params["date_to"], params["as_of"], None, config=config, orders=count_orders)
+                                     params["date_to"], params["as_of"], None, config=config,
+                                     orders=count_orders)
     except PageError as exc:
         return _refusal(request, exc)
     except ReportError as exc:

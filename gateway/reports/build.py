@@ -128,18 +128,18 @@ async def build_report(
     as_of: datetime | None = None,
     scheme: str | None = None,
     config: KpiConfig | None = None,
-    orders: OrderCounter | None = None,
     details: dict[str, Any] | None = None,
+    orders: OrderCounter | None = None,
 ) -> dict[str, Any]:
     """The KPI report document of interfaces.md; ReportError for bad input.
 
-    `orders` counts the supervision orders of each row (`gateway.supervision.report.count_orders`): this
-    package cannot import the supervision package above it, so the API and CLI hand the counter in. Without
-    it every row's `supervision` block is zeros.
-
     `details`, when given, receives what the document does not carry but a page explains:
     `calendar_fallback_years` (the years its due dates reach that the calendar does not cover) and
-    `last_due` (the latest due date among its obligations)."""
+    `last_due` (the latest due date among its obligations).
+
+    `orders` counts the supervision orders of each row (`gateway.supervision.report.count_orders`): this
+    package cannot import the supervision package above it, so the API and CLI hand the counter in. Without
+    it every row's `supervision` block is zeros."""
     config = config or load_config()
     scheme_name = scheme or DEFAULT_SCHEME
     try:

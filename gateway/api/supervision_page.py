@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import html
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.api.charts import change_bars
 from gateway.api.page_style import page
+from gateway.api.reports_page import PageError
 from gateway.api.session import CsrfError, SignInRequired, by_bearer, check_csrf, csrf_field, csrf_token, page_principal
 from gateway.complaints.models import Complaint
 from gateway.core.auth import Principal
@@ -54,16 +55,6 @@ OBLIGATION_LABELS = {"C_ACCEPT": "投诉受理", "C_CONCLUDE": "投诉办结", "
 LIGHT_NAMES = {"RED": "红灯（已逾期）", "YELLOW": "黄灯（临近到期）", "GREEN": "绿灯"}
 STATE_NAMES = {"OPEN": "待反馈", "RESPONDED_ON_TIME": "按时反馈", "RESPONDED_LATE": "逾期反馈", "OVERDUE": "逾期未反馈"}
 _STATUS = {"FORBIDDEN": 403, "NOT_FOUND": 404, "BAD_USER_INPUT": 400}
-
-
-class PageError(Exception):
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _today() -> date:
-    return datetime.now(SHANGHAI).date()
 
 
 def _unit_picker(tree: list[Unit], selected: str) -> str:
@@ -164,7 +155,7 @@ def _rising(report: analysis.TrendReport) -> str:
 async def _render(request: Request, principal: Principal, unit: str) -> str:
     settings = request.app.state.settings
     config = kpi_config(settings.holidays_file, settings.policy_file)
-    today = _today()
+    today = datetime.now(SHANGHAI).date()
     async with request.app.state.sessionmaker() as session:
         lights = await deadline_lights(session, principal, unit, None, None, config, settings.yellow_days)
         pages: dict[str, Any] = {"counts": {}}

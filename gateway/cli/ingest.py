@@ -67,7 +67,7 @@ async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         await engine.dispose()
     print(
         f"lines {report.lines}: stored {report.stored} (new {report.inserted}, updated {report.updated}, "
-        f"unchanged {report.unchanged}), rejected {len(report.rejected)}"
+        f"unchanged {report.unchanged}, stale {report.stale}), rejected {len(report.rejected)}"
     )
     return 1 if report.rejected else 0
 

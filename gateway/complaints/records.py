@@ -303,6 +303,7 @@ class ComplaintIn(BaseModel):
     amount_involved: Money | None = None
     recovered_amount: Money | None = None
     events: list[EventIn]
+    updated_at: Instant | None = None  # the record's version (records.md 1.1)
 
     @model_validator(mode="after")
     def _check_record(self) -> ComplaintIn:

@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./gateway.db"
     jwt_secret: SecretStr | None = None
     ingest_secret: SecretStr | None = None
+    ingest_tolerance_s: float = Field(300, ge=0)  # how far a push's signed `t` may be from our clock
 
     complaints_url: str | None = None
     complaints_token: SecretStr | None = None

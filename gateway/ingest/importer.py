@@ -39,6 +39,7 @@ class ImportReport:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    stale: int = 0
     rejected: list[Rejection] = field(default_factory=list)
 
 
@@ -102,6 +103,7 @@ async def _import(
             report.inserted += result.inserted
             report.updated += result.updated
             report.unchanged += result.unchanged
+            report.stale += result.stale
 
         async def hand_over() -> None:
             """Start writing the batch while the next one is parsed: the database works on one core

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from typing import Any
 
@@ -12,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from gateway.core.db import transaction
+from gateway.core.jsontext import JSONInputError, decode
 from gateway.core.observability import INGESTED
 from gateway.ingest.store import ingest_raw
 
@@ -83,9 +83,11 @@ async def ingest_complaints(request: Request) -> JSONResponse:
     if problem is not None:
         return _error(401, "UNAUTHENTICATED", problem)
     try:
-        payload: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _error(400, "BAD_USER_INPUT", f"body is not valid JSON: {exc}")
+        # Values JSON cannot hold (NaN, lone surrogates) are decoded, so that only the item holding one is
+        # rejected, by field; a body that is not JSON at all is refused whole.
+        payload: Any = decode(body)
+    except JSONInputError as exc:
+        return _error(400, "BAD_USER_INPUT", f"body is {exc}")
     if not isinstance(payload, dict) or not isinstance(payload.get("items"), list):
         return _error(400, "BAD_USER_INPUT", 'body must be {"items": [ComplaintRecord, ...]}')
     items = payload["items"]

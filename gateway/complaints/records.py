@@ -2,6 +2,9 @@
 
 `ComplaintIn` checks everything that can be checked from the record alone; that the handling unit exists
 is checked where the org-unit table is at hand (`ingest.py`). Each rejection names the field and the reason.
+Text and numbers (records.md 1.1) are checked first, over the whole record as received, whichever way it
+came in (a file, a push, a sync page, `recordEvent`): no U+0000, no unpaired surrogate, finite numbers,
+an event's `data` at most DATA_MAX_DEPTH levels deep (`gateway.core.jsontext`).
 """
 
 from __future__ import annotations
@@ -24,9 +27,12 @@ from pydantic import (
     StrictBool,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 from stdnum.cn import uscc as stdnum_uscc
+
+from gateway.core.jsontext import Path, dotted, problem
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _EIGHT_HOURS = timedelta(hours=8)
@@ -266,6 +272,28 @@ def check_event_data(type_: EventType, data: dict[str, Any]) -> None:
             raise ValueError(f"data.{name}: must be {what} (for {type_.value})")
 
 
+# ------------------------------------------------------------------------------------- text and numbers
+
+DATA_MAX_DEPTH = 16  # an event's `data` object counts as level 1 (records.md 1.1)
+_TEXT_CHECKED = {"text_checked": True}  # validation context: the whole record was checked already
+
+
+def text_and_numbers(raw: Any, data_at: int) -> None:
+    """records.md 1.1 over a record (`data_at`=4: record, events, event, data) or an event (`data_at`=2):
+    ValueError naming the first field that holds U+0000, an unpaired surrogate or a number that is not
+    finite, or an event's `data` nested deeper than DATA_MAX_DEPTH."""
+    found = problem(raw, data_at - 1 + DATA_MAX_DEPTH)
+    if found is None:
+        return
+    path, reason = found
+    if reason.startswith("nests deeper"):
+        data = next((i for i, p in enumerate(path) if p == "data"), None)
+        where: Path = path[:data + 1] if data is not None else path[:1]
+        reason = f"nests deeper than {DATA_MAX_DEPTH} levels" if data is not None else "nests too deep"
+        path = where
+    raise ValueError(f"{dotted(path)}: {reason}" if path else reason)
+
+
 class EventIn(BaseModel):
     model_config = _STRICT
     id: StrictStr = Field(min_length=1, max_length=128)
@@ -273,6 +301,13 @@ class EventIn(BaseModel):
     at: Instant
     unit: UnitCode | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_text(cls, raw: Any, info: ValidationInfo) -> Any:
+        if not (info.context and info.context.get("text_checked")):  # standalone: recordEvent
+            text_and_numbers(raw, data_at=2)
+        return raw
 
     @model_validator(mode="after")
     def _check_data(self) -> EventIn:
@@ -304,6 +339,12 @@ class ComplaintIn(BaseModel):
     recovered_amount: Money | None = None
     events: list[EventIn]
     updated_at: Instant | None = None  # the record's version (records.md 1.1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_text(cls, raw: Any) -> Any:
+        text_and_numbers(raw, data_at=4)
+        return raw
 
     @model_validator(mode="after")
     def _check_record(self) -> ComplaintIn:
@@ -344,7 +385,7 @@ def validate_record(raw: Any) -> ComplaintIn:
     if not isinstance(raw, dict):
         raise ValueError("record must be a JSON object")
     try:
-        return ComplaintIn.model_validate(raw)
+        return ComplaintIn.model_validate(raw, context=_TEXT_CHECKED)
     except ValidationError as exc:
         raise ValueError(describe_errors(exc)) from None
 

@@ -18,6 +18,7 @@ from sqlalchemy import JSON, Date, Float, Index, Integer, PrimaryKeyConstraint, 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from gateway.core import jsontext
 from gateway.core.db import UTCDateTime
 from gateway.core.models import Base
 
@@ -132,7 +133,7 @@ def encode_cursor(updated_at: datetime, flag_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """ValueError on anything that is not a cursor this module made."""
     try:
-        at, flag_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        at, flag_id = jsontext.loads(base64.urlsafe_b64decode(cursor.encode()))  # no U+0000 into SQL
         when = datetime.fromisoformat(at)
     except Exception:
         raise ValueError("invalid cursor") from None

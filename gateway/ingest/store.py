@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
 from sqlalchemy import ColumnElement, Table, bindparam, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.complaints.models import Complainant, Complaint, Event
-from gateway.complaints.records import ComplaintIn, EventIn, describe_errors, money_to_cents
+from gateway.complaints.records import ComplaintIn, EventIn, money_to_cents, validate_record
 from gateway.core.bulk import bulk_insert_ignoring_duplicates
 from gateway.core.db import UTCDateTime
+from gateway.core.jsontext import JSONInputError, decode, text_problem
 from gateway.flags.rules import raise_flags
 from gateway.reports.facts import RELEVANT_EVENTS, NewRecord, derive_facts
 from gateway.units.tree import UnitIndex, load_units
@@ -65,28 +65,26 @@ class IngestResult:
 
 
 def validate_raw(raw: Any, units: UnitIndex) -> ComplaintIn:
-    """A decoded JSON value (dict) or a JSON text; ValueError with a one-line reason when it is bad."""
-    try:
-        if isinstance(raw, str | bytes):
-            record = ComplaintIn.model_validate_json(raw)
-        elif isinstance(raw, dict):
-            record = ComplaintIn.model_validate(raw)
-        else:
-            raise ValueError("record must be a JSON object")
-    except ValidationError as exc:
-        if any(e["type"] == "json_invalid" for e in exc.errors()):
-            raise ValueError(f"not valid JSON: {exc.errors()[0]['msg']}") from None
-        if any(e["type"] == "model_type" and not e["loc"] for e in exc.errors()):
-            raise ValueError("record must be a JSON object") from None
-        raise ValueError(describe_errors(exc)) from None
+    """A decoded JSON value (dict) or one JSON text; ValueError with a one-line reason when it is bad.
+
+    A text is decoded by `gateway.core.jsontext.decode`: a text that is not JSON is refused with the
+    column where it breaks; values JSON cannot hold are refused by the record's validator, by field."""
+    if isinstance(raw, str | bytes):
+        try:
+            raw = decode(raw)
+        except JSONInputError as exc:
+            where = f"line {exc.line} column {exc.column}" if exc.line and exc.line > 1 else f"column {exc.column}"
+            raise ValueError(f"not valid JSON at {where}: {exc.reason}") from None
+    record = validate_record(raw)
     if record.handling_unit not in units:
         raise ValueError(f"handling_unit: unknown unit code {record.handling_unit}")
     return record
 
 
 def raw_id(raw: Any) -> str | None:
+    """The `id` of a raw record when it is a string that can be written out again, else None."""
     value = raw.get("id") if isinstance(raw, dict) else None
-    return value if isinstance(value, str) else None
+    return value if isinstance(value, str) and text_problem(value) is None else None
 
 
 async def ingest_raw(session: AsyncSession, raws: list[Any], units: UnitIndex | None = None) -> IngestResult:

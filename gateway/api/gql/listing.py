@@ -17,6 +17,7 @@ from gateway.api.gql.context import RequestContext, context_of
 from gateway.api.gql.loaders import COMPLAINT_SELECT
 from gateway.complaints.models import Complaint
 from gateway.complaints.status import status_condition
+from gateway.core import jsontext
 
 MAX_FIRST = 500
 OVERDUE_BATCH = 100
@@ -92,7 +93,7 @@ def encode_cursor(row: Any) -> str:
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
-        at, rid = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        at, rid = jsontext.loads(base64.urlsafe_b64decode(cursor.encode()))  # no U+0000 into SQL
         when = datetime.fromisoformat(at)
         if when.tzinfo is None or not isinstance(rid, str):
             raise ValueError

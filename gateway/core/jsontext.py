@@ -87,8 +87,13 @@ def _number_reason(value: float) -> str:
 
 
 def dotted(path: Sequence[str | int]) -> str:
-    """A path as records.md names fields: `events.0.data.reason`."""
-    return ".".join(str(p) for p in path)
+    """A path as records.md names fields: `events.0.data.reason`. A key holding what it is blamed for is
+    written with escapes (`k\\u0000`), so that the message can always be written out."""
+    return ".".join(_BAD_TEXT.sub(_escape, p) if isinstance(p, str) else str(p) for p in path)
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
 
 
 def decode(data: bytes | str) -> Any:

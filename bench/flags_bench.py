@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from connectors.simulators.data import make_uscc  # noqa: E402
-from gateway.complaints.records import SHANGHAI  # noqa: E402
 from gateway.core.db import make_engine  # noqa: E402
+from gateway.core.time import SHANGHAI  # noqa: E402
 from gateway.flags.rules import CASE_FILED, CRITICAL_SAFETY, SAFETY_CATEGORIES, SURGE, flag_id, month_of  # noqa: E402
 from gateway.units.sample import province_tree, units_csv  # noqa: E402
 

@@ -91,11 +91,10 @@ def bench_app() -> Any:
     from sqlalchemy import select
 
     from gateway.api.app import create_app
-    from gateway.api.gql.context import Scope
-    from gateway.complaints.models import Complainant, Complaint
+    from gateway.complaints.models import Complainant, Complaint, record_ancestors
     from gateway.complaints.pii import mask_name, mask_phone
-    from gateway.complaints.records import cents_to_money
     from gateway.core.auth import AuthError, bearer_token, decode_token
+    from gateway.core.money import cents_to_money
     from gateway.units.models import OrgUnit
 
     app = create_app()
@@ -114,11 +113,11 @@ def bench_app() -> Any:
                                      bearer_token(request.headers.get("authorization")))
         except AuthError as exc:
             return Response(json.dumps({"errors": [{"message": str(exc)}]}), status_code=401)
-        scope = await Scope.of(request.app.state.graphql.units, principal.unit)  # the same unit cache
+        jurisdiction = await request.app.state.graphql.units.jurisdiction_of(principal.unit)  # the same cache
         async with request.app.state.engine.connect() as conn:
             row = (await conn.execute(query.where(Complaint.id == complaint_id))).first()
         c = row
-        if c is None or scope is None or getattr(c, f"u{scope.level}") != scope.unit:
+        if c is None or jurisdiction is None or not jurisdiction.contains(record_ancestors(c)):
             body: Any = {"data": {"complaint": None}}
         else:
             pii = principal.has("pii")

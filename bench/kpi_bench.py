@@ -41,10 +41,10 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from connectors.simulators.data import generate_records  # noqa: E402
-from gateway.complaints.records import parse_instant  # noqa: E402
 from gateway.core.db import make_engine, make_sessionmaker, transaction  # noqa: E402
 from gateway.core.migrate import migrate  # noqa: E402
 from gateway.core.state import set_state  # noqa: E402
+from gateway.core.time import parse_instant  # noqa: E402
 from gateway.ingest.units_file import import_units  # noqa: E402
 from gateway.reports.build import build_report  # noqa: E402
 from gateway.reports.facts import CONFIG_KEY, FACT_MODELS, kpi_config, rebuild_all  # noqa: E402

@@ -19,6 +19,7 @@ from gateway.core import observability
 from gateway.core.db import make_engine, make_sessionmaker
 from gateway.core.migrate import current_revision, head_revision, migrate
 from gateway.core.settings import Settings, get_settings
+from gateway.core.upstreams import build_upstreams
 from gateway.flags.dispatch import BackgroundDispatcher
 from gateway.flags.outbox import refresh_outbox_gauges
 
@@ -33,14 +34,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await migrate(engine)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        # One set of connectors per process: GraphQL and the outbox dispatcher call through the same
+        # clients, so each system has one circuit breaker, and /readyz shows it.
+        app.state.upstreams = upstreams = build_upstreams(settings)
+        upstreams.warm_up()
         # The outbox backlog is shared by every process: each replica reports it when scraped.
         app.state.refresh_gauges = partial(refresh_outbox_gauges, app.state.sessionmaker)
-        dispatcher = BackgroundDispatcher(settings, app.state.sessionmaker) if settings.dispatcher else None
+        dispatcher = (BackgroundDispatcher(settings, app.state.sessionmaker, upstreams)
+                      if settings.dispatcher else None)
         try:
             yield
         finally:
             if dispatcher is not None:
                 await dispatcher.stop()
+            await upstreams.aclose()
             await engine.dispose()
 
     app = FastAPI(title="12315 gateway", version="1", lifespan=lifespan)
@@ -66,9 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 body["migrations"], status = "outdated", 503
         except Exception as exc:  # any failure to reach the database means not ready
             body["database"], status = f"unavailable: {type(exc).__name__}", 503
-        service = getattr(app.state, "graphql", None)  # holds the connectors the API calls through
-        if service is not None:
-            body["systems"] = service.upstreams.circuit_states()
+        upstreams = getattr(app.state, "upstreams", None)
+        if upstreams is not None:
+            body["systems"] = upstreams.circuit_states()
         body["status"] = "ready" if status == 200 else "not ready"
         return JSONResponse(body, status_code=status)
 

@@ -12,7 +12,6 @@ from fastapi.responses import JSONResponse
 
 from gateway.core.db import transaction
 from gateway.core.jsontext import JSONInputError, decode
-from gateway.core.observability import INGESTED
 from gateway.ingest.store import ingest_raw
 
 router = APIRouter()
@@ -94,9 +93,7 @@ async def ingest_complaints(request: Request) -> JSONResponse:
     if len(items) > MAX_ITEMS:
         return _error(413, "PAYLOAD_TOO_LARGE", f"at most {MAX_ITEMS} items per push, got {len(items)}")
     async with transaction(request.app.state.sessionmaker) as session:
-        result = await ingest_raw(session, items)
-    INGESTED.labels("push", "stored").inc(result.stored)
-    INGESTED.labels("push", "rejected").inc(len(result.rejected))
+        result = await ingest_raw(session, items, source="push")
     return JSONResponse(
         {
             "stored": result.stored,

@@ -7,19 +7,16 @@ answered as `{"errors": [{"message", "extensions": {"code"}}]}`, the shape Graph
 from __future__ import annotations
 
 import time
-from datetime import date, datetime
-from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.complaints.records import parse_instant
-from gateway.core.auth import AuthError, Principal, bearer_token, decode_token
+from gateway.api.auth import SignIn, bearer_sign_in
+from gateway.core.auth import AuthError
 from gateway.core.observability import REPORT_DURATION
+from gateway.reports.arguments import report_arguments
 from gateway.reports.build import KpiConfigError, ReportError, build_report, load_config
-from gateway.units.models import OrgUnit
+from gateway.units.jurisdiction import caller_sees_unit
 from kpi.exports import to_csv, to_xlsx
 
 router = APIRouter()
@@ -37,55 +34,11 @@ def error(code: str, message: str) -> JSONResponse:
                         status_code=_STATUS[code])
 
 
-async def within(session: AsyncSession, unit: str, root: str) -> bool:
-    """True when `unit` is `root` or below it (an unknown unit is not)."""
-    root_level = await session.scalar(select(OrgUnit.level).where(OrgUnit.code == root))
-    if root_level is None:
-        return False
-    ancestor = await session.scalar(select(getattr(OrgUnit, f"l{root_level}")).where(OrgUnit.code == unit))
-    return ancestor == root
-
-
-def _date(name: str, value: str | None) -> date:
-    if not value:
-        raise ReportError(f"{name} is required (YYYY-MM-DD)")
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ReportError(f"{name}: {value!r} is not a date YYYY-MM-DD") from None
-
-
-def _params(query: Any) -> dict[str, Any]:
-    level_text = query.get("level")
-    if level_text is not None and not level_text.strip().lstrip("-").isdigit():
-        raise ReportError(f"level: {level_text!r} is not a whole number")
-    as_of: datetime | None = None
-    if query.get("as_of"):
-        try:
-            as_of = parse_instant(query["as_of"])
-        except ValueError as exc:
-            raise ReportError(f"as_of: {exc}") from None
-    return {
-        "level": int(level_text) if level_text is not None else None,
-        "date_from": _date("from", query.get("from")),
-        "date_to": _date("to", query.get("to")),
-        "as_of": as_of,
-        "scheme": query.get("scheme") or None,
-    }
-
-
 @router.get("/api/v1/kpi/report", response_model=None)
-async def kpi_report(request: Request) -> Response:
-    secret = request.app.state.settings.jwt_secret
-    try:
-        if secret is None:
-            raise AuthError("GATEWAY_JWT_SECRET is not set")
-        principal: Principal = decode_token(
-            secret.get_secret_value(), bearer_token(request.headers.get("authorization"))
-        )
-    except AuthError as exc:
-        return error("UNAUTHENTICATED", str(exc))
-    if not principal.has("evaluator"):
+async def kpi_report(request: Request, caller: SignIn = Depends(bearer_sign_in)) -> Response:
+    if isinstance(caller, AuthError):
+        return error("UNAUTHENTICATED", str(caller))
+    if not caller.has("evaluator"):
         return error("FORBIDDEN", "KPI reports need the evaluator role")
     query = request.query_params
     unit = query.get("unit")
@@ -96,12 +49,12 @@ async def kpi_report(request: Request) -> Response:
         return error("BAD_USER_INPUT", f"format must be one of {', '.join(FORMATS)}")
     started = time.perf_counter()
     try:
-        params = _params(query)
+        params = report_arguments(query)
         config = load_config()
         async with request.app.state.sessionmaker() as session:
-            if not await within(session, unit, principal.unit):
+            if not await caller_sees_unit(session, caller.unit, unit):
                 # an unknown unit gets the same answer as a foreign one: codes are not revealed
-                return error("FORBIDDEN", f"unit {unit} is not your unit {principal.unit} nor below it")
+                return error("FORBIDDEN", f"unit {unit} is not your unit {caller.unit} nor below it")
             doc = await build_report(session, unit=unit, config=config, **params)
     except ReportError as exc:
         return error(exc.code, str(exc))

@@ -6,16 +6,17 @@ body (never in a URL, where it would land in logs and browser history), and the 
 from __future__ import annotations
 
 import html
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response
 
-from gateway.api.reports import within
-from gateway.complaints.records import parse_instant
-from gateway.core.auth import AuthError, Principal, decode_token
+from gateway.api.auth import SignIn, form_sign_in
+from gateway.core.auth import AuthError
+from gateway.reports.arguments import report_arguments
 from gateway.reports.build import KpiConfigError, ReportError, build_report, load_config
+from gateway.units.jurisdiction import caller_sees_unit
 from kpi.exports import to_csv, to_xlsx
 
 router = APIRouter()
@@ -117,27 +118,20 @@ class PageError(Exception):
     pass
 
 
-async def _report(request: Request, values: dict[str, str]) -> dict[str, Any]:
-    settings = request.app.state.settings
-    try:
-        principal: Principal = decode_token(settings.jwt_secret.get_secret_value(), values["token"])
-    except AuthError as exc:
-        raise PageError(f"Not signed in: {exc}") from None
-    if not principal.has("evaluator"):
+async def _report(request: Request, caller: SignIn, values: dict[str, str]) -> dict[str, Any]:
+    if isinstance(caller, AuthError):
+        raise PageError(f"Not signed in: {caller}")
+    if not caller.has("evaluator"):
         raise PageError("This token has no evaluator role.")
     try:
-        date_from = date.fromisoformat(values["from"])
-        date_to = date.fromisoformat(values["to"])
-        level = int(values["level"]) if values.get("level") else None
-        as_of: datetime | None = parse_instant(values["as_of"]) if values.get("as_of") else None
-    except ValueError as exc:
+        arguments = report_arguments(values)
+    except ReportError as exc:
         raise PageError(f"Bad input: {exc}") from None
     async with request.app.state.sessionmaker() as session:
-        if not await within(session, values["unit"], principal.unit):  # the REST API's rule, and answer
-            raise PageError(f"Forbidden: unit {values['unit']} is not your unit {principal.unit} nor below it.")
+        if not await caller_sees_unit(session, caller.unit, values["unit"]):  # the REST API's rule, and answer
+            raise PageError(f"Forbidden: unit {values['unit']} is not your unit {caller.unit} nor below it.")
         try:
-            return await build_report(session, values["unit"], level, date_from, date_to, as_of, None,
-                                      config=load_config())
+            return await build_report(session, values["unit"], config=load_config(), **arguments)
         except (ReportError, KpiConfigError) as exc:
             raise PageError(str(exc)) from None
 
@@ -149,12 +143,12 @@ async def reports_form() -> HTMLResponse:
 
 @router.post("/reports", include_in_schema=False)
 async def reports_show(
-    request: Request, token: str = Form(""), unit: str = Form(""), level: str = Form(""),
-    from_: str = Form("", alias="from"), to: str = Form(""), as_of: str = Form(""),
+    request: Request, caller: SignIn = Depends(form_sign_in), token: str = Form(""), unit: str = Form(""),
+    level: str = Form(""), from_: str = Form("", alias="from"), to: str = Form(""), as_of: str = Form(""),
 ) -> HTMLResponse:
     values = {"token": token, "unit": unit, "level": level, "from": from_, "to": to, "as_of": as_of}
     try:
-        doc = await _report(request, values)
+        doc = await _report(request, caller, values)
     except PageError as exc:
         return HTMLResponse(_page(_form(values) + f"<p class=error id=error>{html.escape(str(exc))}</p>").body,
                             status_code=400)
@@ -167,12 +161,13 @@ async def reports_show(
 
 @router.post("/reports/download", include_in_schema=False)
 async def reports_download(
-    request: Request, token: str = Form(""), unit: str = Form(""), level: str = Form(""),
-    from_: str = Form("", alias="from"), to: str = Form(""), as_of: str = Form(""), format: str = Form("csv"),
+    request: Request, caller: SignIn = Depends(form_sign_in), token: str = Form(""), unit: str = Form(""),
+    level: str = Form(""), from_: str = Form("", alias="from"), to: str = Form(""), as_of: str = Form(""),
+    format: str = Form("csv"),
 ) -> Response:
     values = {"token": token, "unit": unit, "level": level, "from": from_, "to": to, "as_of": as_of}
     try:
-        doc = await _report(request, values)
+        doc = await _report(request, caller, values)
     except PageError as exc:
         return HTMLResponse(_page(f"<p class=error id=error>{html.escape(str(exc))}</p>").body, status_code=400)
     name = f"kpi-{doc['unit']['code']}-L{doc['level']}-{doc['from']}-{doc['to']}"

@@ -27,7 +27,7 @@ def add_parsers(sub: Any) -> None:
     p = sub.add_parser("token", help="print a bearer token signed with GATEWAY_JWT_SECRET")
     p.add_argument("--sub", required=True)
     p.add_argument("--unit", required=True)
-    p.add_argument("--roles", required=True, help="comma-separated: reader,evaluator,operator,credit,pii")
+    p.add_argument("--roles", required=True, help="comma-separated: reader,evaluator,operator,credit,pii,supervisor")
     p.add_argument("--ttl", type=int, default=3600, help="seconds")
 
 

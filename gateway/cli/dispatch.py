@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.cli.base import CommandError, command, open_store
 from gateway.core.settings import Settings
+from gateway.core.upstreams import build_upstreams
 from gateway.flags.dispatch import Outbound, dispatch_config, reconcile
 from gateway.flags.outbox import Dispatcher
 
@@ -31,7 +32,8 @@ def add_parsers(sub: Any) -> None:
 @command("dispatch")
 async def cmd_dispatch(args: argparse.Namespace, settings: Settings) -> int:
     engine, sm = await open_store(settings)
-    outbound = Outbound.from_settings(settings)
+    upstreams = build_upstreams(settings)
+    outbound = Outbound.of(upstreams)
     try:
         if args.reconcile:
             return await _reconcile(args, sm, outbound)
@@ -46,7 +48,7 @@ async def cmd_dispatch(args: argparse.Namespace, settings: Settings) -> int:
         await dispatcher.run_forever(stop)
         return 0
     finally:
-        await outbound.aclose()
+        await upstreams.aclose()
         await engine.dispose()
 
 

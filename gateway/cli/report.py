@@ -14,17 +14,17 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli.base import CommandError, command, open_store
-from gateway.complaints.records import parse_instant
 from gateway.core.settings import Settings
+from gateway.core.time import parse_date, parse_instant
 
 FORMATS = ("table", "json", "csv", "xlsx")
 
 
 def _date(text: str) -> date:
     try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
+        return parse_date(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_parsers(sub: Any) -> None:

@@ -49,6 +49,11 @@ class Complaint(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
+    @classmethod
+    def ancestor_columns(cls) -> tuple[Any, ...]:
+        """`u1`..`u5`, for `gateway.units.jurisdiction.Jurisdiction.condition`."""
+        return (cls.u1, cls.u2, cls.u3, cls.u4, cls.u5)
+
     __table_args__ = (
         Index("ix_complaints_received", "received_at"),
         Index("ix_complaints_u2_day", "u2", "received_day"),
@@ -57,6 +62,11 @@ class Complaint(Base):
         Index("ix_complaints_unit", "handling_unit"),
         Index("ix_complaints_uscc_day", "respondent_uscc", "received_day"),  # surge counts per (USCC, month)
     )
+
+
+def record_ancestors(row: Any) -> tuple[str | None, ...]:
+    """A record row's handling-unit ancestors (`u1`..`u5`), for `Jurisdiction.contains`."""
+    return (row.u1, row.u2, row.u3, row.u4, row.u5)
 
 
 class Complainant(Base):

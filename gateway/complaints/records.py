@@ -1,22 +1,22 @@
 """The unified complaint record of records.md, validated in one place.
 
-`ComplaintIn` checks everything that can be checked from the record alone; that the handling unit exists
-is checked where the org-unit table is at hand (`ingest.py`). Each rejection names the field and the reason.
-Text and numbers (records.md 1.1) are checked first, over the whole record as received, whichever way it
-came in (a file, a push, a sync page, `recordEvent`): no U+0000, no unpaired surrogate, finite numbers,
-an event's `data` at most DATA_MAX_DEPTH levels deep (`gateway.core.jsontext`).
+`ComplaintIn` checks everything that can be checked from the record alone; `validate_record`, the one way
+every record is validated (import, push, sync), also checks that its handling unit exists when given the
+unit tree. Each rejection names the field and the reason. Text and numbers (records.md 1.1) are checked
+first, over the whole record as received, whichever way it came in (a file, a push, a sync page,
+`recordEvent`): no U+0000, no unpaired surrogate, finite numbers, an event's `data` at most DATA_MAX_DEPTH
+levels deep (`gateway.core.jsontext`).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from pydantic import (
     AfterValidator,
@@ -32,19 +32,9 @@ from pydantic import (
 )
 from stdnum.cn import uscc as stdnum_uscc
 
-from gateway.core.jsontext import Path, dotted, problem
-
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-_EIGHT_HOURS = timedelta(hours=8)
-
-
-def shanghai_date(instant: datetime) -> date:
-    """The calendar date in Asia/Shanghai. China has kept UTC+8 without daylight saving since 1992,
-    and a fixed offset is far cheaper than a zone lookup on bulk loads."""
-    offset = instant.utcoffset()
-    if instant.year >= 1992 and offset is not None:
-        return (instant.replace(tzinfo=None) - offset + _EIGHT_HOURS).date()
-    return instant.astimezone(SHANGHAI).date()
+from gateway.core.jsontext import JSONInputError, Path, decode, dotted, problem
+from gateway.core.time import parse_instant, shanghai_date
+from gateway.units.tree import UnitIndex
 
 
 class Kind(StrEnum):
@@ -123,26 +113,9 @@ class Satisfaction(StrEnum):
 
 # ---------------------------------------------------------------------------------------------- scalars
 
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 _UNIT_CODE = re.compile(r"^\d{6}(\d{3})?$")
 _DECIMAL = re.compile(r"^\d{1,15}(\.\d{1,2})?$")
 _RECORD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-
-
-def parse_instant(value: Any) -> datetime:
-    """An RFC 3339 timestamp with an offset; anything else (naive, epoch numbers, dates) is refused."""
-    if not isinstance(value, str) or not _RFC3339.match(value):
-        raise ValueError("must be an RFC 3339 timestamp with offset, e.g. 2024-01-31T09:30:00+08:00")
-    text = value[:-1] + "+00:00" if value[-1] in "Zz" else value
-    if "." in text:  # fromisoformat takes at most microseconds
-        head, _, tail = text.partition(".")
-        digits = re.match(r"\d+", tail)
-        assert digits
-        text = f"{head}.{digits.group(0)[:6].ljust(6, '0')}{tail[digits.end():]}"
-    try:
-        return datetime.fromisoformat(text.replace("t", "T"))
-    except ValueError as exc:
-        raise ValueError(f"not a valid timestamp: {exc}") from None
 
 
 def _unit_code(value: str) -> str:
@@ -380,21 +353,29 @@ def describe_errors(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def validate_record(raw: Any) -> ComplaintIn:
-    """Validate one decoded JSON value; raises ValueError with a one-line reason."""
+def validate_record(raw: Any, units: UnitIndex | None = None) -> ComplaintIn:
+    """The one validator of records.md: a decoded JSON value, or a JSON text (str or bytes: a line of an
+    import file), as a `ComplaintIn`. With `units`, the handling unit must also be one of them.
+
+    Raises ValueError with a one-line reason naming each failing field.
+    """
+    if isinstance(raw, str | bytes):
+        # Not JSON at all: refused with where it breaks. Values JSON cannot hold (NaN, lone surrogates) are
+        # decoded, and refused below by the field that holds them.
+        try:
+            raw = decode(raw)
+        except JSONInputError as exc:
+            where = f"line {exc.line} column {exc.column}" if exc.line and exc.line > 1 else f"column {exc.column}"
+            raise ValueError(f"not valid JSON at {where}: {exc.reason}") from None
     if not isinstance(raw, dict):
         raise ValueError("record must be a JSON object")
     try:
-        return ComplaintIn.model_validate(raw, context=_TEXT_CHECKED)
+        return _known_unit(ComplaintIn.model_validate(raw, context=_TEXT_CHECKED), units)
     except ValidationError as exc:
         raise ValueError(describe_errors(exc)) from None
 
 
-def money_to_cents(value: Decimal | None) -> int | None:
-    return None if value is None else int(value * 100)
-
-
-def cents_to_money(cents: int | None) -> str | None:
-    if cents is None:
-        return None
-    return f"{cents // 100}.{cents % 100:02d}"
+def _known_unit(record: ComplaintIn, units: UnitIndex | None) -> ComplaintIn:
+    if units is not None and record.handling_unit not in units:
+        raise ValueError(f"handling_unit: unknown unit code {record.handling_unit}")
+    return record

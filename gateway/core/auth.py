@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import jwt
 
-ROLES = ("reader", "evaluator", "operator", "credit", "pii")
+ROLES = ("reader", "evaluator", "operator", "credit", "pii", "supervisor")
 
 
 class AuthError(Exception):

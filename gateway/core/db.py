@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -70,6 +70,32 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+_ON_COMMIT = "gateway.core.db.on_commit"
+
+
+def on_commit(session: AsyncSession, action: Callable[[], None]) -> None:
+    """Run `action` once the session's transaction commits; drop it if the transaction rolls back. For
+    counting what was stored (a rolled-back batch stored nothing), not for work that must not be lost."""
+    info = session.sync_session.info
+    actions: list[Callable[[], None]] | None = info.get(_ON_COMMIT)
+    if actions is None:
+        actions = info[_ON_COMMIT] = []
+        event.listen(session.sync_session, "after_commit", _run_actions)
+        event.listen(session.sync_session, "after_rollback", _drop_actions)
+    actions.append(action)
+
+
+def _run_actions(sync_session: Any) -> None:
+    actions: list[Callable[[], None]] = sync_session.info[_ON_COMMIT]
+    for action in actions:
+        action()
+    actions.clear()
+
+
+def _drop_actions(sync_session: Any) -> None:
+    sync_session.info[_ON_COMMIT].clear()
 
 
 @asynccontextmanager

@@ -35,10 +35,6 @@ GRAPHQL_DURATION = Histogram(
     "gateway_graphql_operation_duration_seconds", "Time to execute a GraphQL operation", ["operation"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-INGESTED = Counter(
-    "gateway_ingest_records", "Complaint records received, by path (push, import, sync) and result",
-    ["source", "result"],
-)
 REPORT_DURATION = Histogram(
     "gateway_report_duration_seconds", "Time to compute a KPI report, by output format", ["format"],
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),

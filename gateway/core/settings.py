@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     holidays_file: str | None = None
     policy_file: str | None = None
 
+    # Working days left at which an open deadline turns yellow (supervision.md).
+    yellow_days: int = Field(2, ge=0, le=366)
+
     max_depth: int = Field(12, ge=1)
     max_cost: int = Field(5000, ge=1)
     # GraphQL operator switches (documented in the README): accept only the persisted operations of

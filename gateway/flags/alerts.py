@@ -36,15 +36,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.complaints.models import Complaint
-from gateway.complaints.records import SHANGHAI
+from gateway.core.bulk import insert_ignoring_duplicates
+from gateway.core.time import as_utc, shanghai_date
 from gateway.flags.metrics import count_on_commit
 from gateway.flags.store import AlertRow
-from gateway.units.models import OrgUnit
+from gateway.units.jurisdiction import Jurisdiction, jurisdiction_of
 
 WINDOW_DAYS = 28
 MIN_COUNT = 5
@@ -132,7 +131,7 @@ async def judge_cells(session: AsyncSession, keys: set[tuple[str, str, date]], n
     first_at = (await session.execute(select(func.min(Complaint.received_at)))).scalar()
     if first_at is None:
         return
-    first_day = _as_aware(first_at).astimezone(SHANGHAI).date()
+    first_day = shanghai_date(as_utc(first_at))
     keys = {k for k in keys if k[2] - timedelta(days=WINDOW_DAYS) >= first_day}
     if not keys:
         return
@@ -184,13 +183,8 @@ async def _store(session: AsyncSession, found: dict[str, dict[str, Any]], now: d
                 update(AlertRow).where(AlertRow.alert_id == aid).values(count=row["count"], updated_at=now)
             )
     if new:
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        await session.execute(insert(AlertRow).on_conflict_do_nothing(), new)
+        await session.execute(insert_ignoring_duplicates(session, AlertRow), new)
         count_on_commit(session, "alerts", len(new))
-
-
-def _as_aware(at: datetime) -> datetime:
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 # ---------------------------------------------------------------------------------------------- query API
@@ -209,37 +203,28 @@ class AlertView:
     updated_at: datetime
 
 
-def _within(code: str, level: int) -> Any:
-    """Alerts of counties at or below the unit `code` of `level`; a station (level 5) holds no county."""
-    if level <= 3:
-        return getattr(AlertRow, f"a{level}") == code
-    if level == 4:
-        return AlertRow.unit_code == code
-    return AlertRow.unit_code.is_(None)
-
-
 async def list_alerts(
     session: AsyncSession,
     unit: str | None = None,
     since: date | None = None,
-    scope: tuple[str, int] | None = None,
+    jurisdiction: Jurisdiction | None = None,
     first: int = 100,
 ) -> list[AlertView]:
     """Alerts in `unit` (its counties; all when None) from day `since` on, newest day first.
 
-    `scope` is the caller's (unit code, level): nothing outside it is listed (jurisdiction, 属地). An unknown
-    `unit` lists nothing. ValueError when `first` is outside 1..500.
+    `jurisdiction` is the caller's: nothing outside it is listed (属地). An unknown `unit` lists nothing.
+    ValueError when `first` is outside 1..500.
     """
     if not 1 <= first <= 500:
         raise ValueError("first must be between 1 and 500")
     query = select(AlertRow).order_by(AlertRow.day.desc(), AlertRow.unit_code, AlertRow.category).limit(first)
     if unit is not None:
-        level = (await session.execute(select(OrgUnit.level).where(OrgUnit.code == unit))).scalar()
-        if level is None:
+        within_unit = await jurisdiction_of(session, unit)
+        if within_unit is None:
             return []
-        query = query.where(_within(unit, level))
-    if scope is not None:
-        query = query.where(_within(*scope))
+        query = query.where(within_unit.condition(AlertRow.ancestor_columns()))
+    if jurisdiction is not None:
+        query = query.where(jurisdiction.condition(AlertRow.ancestor_columns()))
     if since is not None:
         query = query.where(AlertRow.day >= since)
     return [

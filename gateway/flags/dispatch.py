@@ -1,7 +1,7 @@
 """`gateway dispatch [--once] [--reconcile [--repair]]`, and the background dispatcher of `gateway serve`.
 
-Connectors come from the settings (gateway/core/upstreams.py); a system whose URL is unset is skipped and its
-items wait. Reconciliation lists what the credit system holds per enterprise (GET
+Connectors are the process's one set (gateway/core/upstreams.py); a system whose URL is unset is skipped and
+its items wait. Reconciliation lists what the credit system holds per enterprise (GET
 /api/v1/complaint-flags?uscc=) and compares it with what the gateway raised and sent.
 """
 
@@ -22,7 +22,7 @@ from connectors import CreditConnector, EmergencyConnector
 from connectors.models import ComplaintFlag, IncidentRequest
 from gateway.core.db import transaction
 from gateway.core.settings import Settings
-from gateway.core.upstreams import connector_config
+from gateway.core.upstreams import Upstreams
 from gateway.flags.outbox import DispatchConfig, Dispatcher, Sender
 from gateway.flags.store import CREDIT, DELIVERED, EMERGENCY, PENDING, FlagRow, OutboxItem
 
@@ -58,16 +58,16 @@ def emergency_sender(emergency: EmergencyConnector) -> Sender:
 
 @dataclass
 class Outbound:
-    """The connectors a dispatcher sends through, and the senders of the configured systems."""
+    """The connectors a dispatcher sends through (borrowed from the process's `Upstreams`, which closes
+    them), and the senders of the configured systems."""
 
     credit: CreditConnector
     emergency: EmergencyConnector
     senders: dict[str, Sender] = field(default_factory=dict)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Outbound:
-        out = cls(CreditConnector(connector_config(settings, CREDIT)),
-                  EmergencyConnector(connector_config(settings, EMERGENCY)))
+    def of(cls, upstreams: Upstreams) -> Outbound:
+        out = cls(upstreams.credit, upstreams.emergency)
         if out.credit.configured:
             out.senders[CREDIT] = credit_sender(out.credit)
         if out.emergency.configured:
@@ -78,19 +78,17 @@ class Outbound:
                             system, system.upper())
         return out
 
-    async def aclose(self) -> None:
-        await self.credit.aclose()
-        await self.emergency.aclose()
-
 
 # ---------------------------------------------------------------------------------------------- background
 
 
 class BackgroundDispatcher:
-    """The dispatcher loop as a task of the server's event loop (GATEWAY_DISPATCHER=on)."""
+    """The dispatcher loop as a task of the server's event loop (GATEWAY_DISPATCHER=on), sending through the
+    server's own connectors."""
 
-    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
-        self.outbound = Outbound.from_settings(settings)
+    def __init__(self, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
+                 upstreams: Upstreams) -> None:
+        self.outbound = Outbound.of(upstreams)
         self.dispatcher = Dispatcher(sessionmaker, self.outbound.senders, dispatch_config(settings))
         self.stop_event = asyncio.Event()
         self.task = asyncio.create_task(self.dispatcher.run_forever(self.stop_event), name="outbox-dispatcher")
@@ -99,7 +97,6 @@ class BackgroundDispatcher:
         self.stop_event.set()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(self.task, timeout=10)
-        await self.outbound.aclose()
 
 
 # ---------------------------------------------------------------------------------------------- reconcile

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections import Counter as Tally
-
 from prometheus_client import Counter, Gauge
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.core.db import on_commit
 
 OUTBOX_PENDING = Gauge("gateway_outbox_pending", "Outbox items not yet delivered", ["system"])
 OUTBOX_OLDEST_AGE = Gauge(
@@ -21,30 +20,10 @@ DELIVERIES = Counter(
 ALERTS_RAISED = Counter("gateway_alerts_raised", "Early-warning alerts raised (动态预警)")
 FLAGS_RAISED = Counter("gateway_flags_raised", "Complaint flags raised, by reason", ["reason"])
 
-_PENDING_KEY = "gateway.flags.metrics.pending"
-
-
 def count_on_commit(session: AsyncSession, name: str, n: int = 1) -> None:
     """Count `n` of `name` ("alerts" or a flag reason) once the session's transaction commits: a rolled-back
     batch raised nothing."""
-    info = session.sync_session.info
-    pending: Tally[str] | None = info.get(_PENDING_KEY)
-    if pending is None:
-        pending = info[_PENDING_KEY] = Tally()
-        event.listen(session.sync_session, "after_commit", _flush)
-        event.listen(session.sync_session, "after_rollback", _drop)
-    pending[name] += n
-
-
-def _flush(sync_session: object) -> None:
-    pending: Tally[str] = sync_session.info[_PENDING_KEY]  # type: ignore[attr-defined]
-    for name, n in pending.items():
-        if name == "alerts":
-            ALERTS_RAISED.inc(n)
-        else:
-            FLAGS_RAISED.labels(name).inc(n)
-    pending.clear()
-
-
-def _drop(sync_session: object) -> None:
-    sync_session.info[_PENDING_KEY].clear()  # type: ignore[attr-defined]
+    if name == "alerts":
+        on_commit(session, lambda: ALERTS_RAISED.inc(n))
+    else:
+        on_commit(session, lambda: FLAGS_RAISED.labels(name).inc(n))

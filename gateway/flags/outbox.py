@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from connectors import UpstreamError, UpstreamFailure, UpstreamNotConfigured, UpstreamUnavailable
 from gateway.core.bulk import insert_ignoring_duplicates
 from gateway.core.db import transaction
+from gateway.core.time import as_utc
 from gateway.flags.metrics import DELIVERIES, OUTBOX_OLDEST_AGE, OUTBOX_PENDING
 from gateway.flags.models import IncidentLink
 from gateway.flags.store import CREDIT, DELIVERED, EMERGENCY, FAILED, PENDING, OutboxItem
@@ -275,17 +276,11 @@ async def refresh_outbox_gauges(
     out: dict[str, tuple[int, float]] = {}
     for system in {*systems, *found}:
         n, oldest = found.get(system, (0, None))
-        age = (now - _aware(oldest)).total_seconds() if oldest is not None else 0.0
+        age = (now - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
         OUTBOX_PENDING.labels(system).set(n)
         OUTBOX_OLDEST_AGE.labels(system).set(max(age, 0.0))
         out[system] = (n, age)
     return out
-
-
-def _aware(at: datetime | str) -> datetime:
-    if isinstance(at, str):  # SQLite hands an aggregate's value back as text
-        at = datetime.fromisoformat(at)
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 async def _link_incidents(session: AsyncSession, delivered: list[_Result], now: datetime) -> None:

@@ -25,12 +25,11 @@ from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import func, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.complaints.models import Complaint, Event
-from gateway.complaints.records import SHANGHAI
+from gateway.core.bulk import insert_ignoring_duplicates
+from gateway.core.time import SHANGHAI, as_utc, format_instant
 from gateway.flags.metrics import count_on_commit
 from gateway.flags.store import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem
 
@@ -66,10 +65,6 @@ def month_window(month: str) -> tuple[datetime, datetime]:
     start = datetime(year, mon, 1, tzinfo=SHANGHAI)
     end = datetime(year + mon // 12, mon % 12 + 1, 1, tzinfo=SHANGHAI)
     return start, end
-
-
-def rfc3339(at: datetime) -> str:
-    return at.astimezone(SHANGHAI).isoformat()
 
 
 def surge_severity(count: int) -> str | None:
@@ -119,10 +114,10 @@ def flag_payload(row: dict[str, Any]) -> dict[str, Any]:
         "reason": row["reason"],
         "severity": row["severity"],
         "complaint_ids": list(row["complaint_ids"]),
-        "window_start": rfc3339(row["window_start"]),
-        "window_end": rfc3339(row["window_end"]),
+        "window_start": format_instant(row["window_start"]),
+        "window_end": format_instant(row["window_end"]),
         "issued_by": row["issued_by"],
-        "issued_at": rfc3339(row["issued_at"]),
+        "issued_at": format_instant(row["issued_at"]),
     }
 
 
@@ -135,13 +130,8 @@ def incident_payload(rec: Any, now: datetime) -> dict[str, Any]:
         "urgency": rec.urgency,
         "unit_code": rec.handling_unit,
         "summary": rec.summary,
-        "reported_at": rfc3339(now),
+        "reported_at": format_instant(now),
     }
-
-
-def _insert(session: AsyncSession, model: Any) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (pg_insert if dialect == "postgresql" else sqlite_insert)(model)
 
 
 T = TypeVar("T")
@@ -198,7 +188,7 @@ async def _case_filed(session: AsyncSession, records: list[Any]) -> list[Finding
     out = []
     for cid, at in filed.items():
         r = reports[cid]
-        at = at if at.tzinfo else at.replace(tzinfo=UTC)  # func.min loses the column type on SQLite
+        at = as_utc(at)  # func.min loses the column type on SQLite
         out.append(Finding(CASE_FILED, r.respondent_uscc, r.id, "HIGH", [r.id], r.received_at, at, [_units_of(r)]))
     return out
 
@@ -301,9 +291,9 @@ async def _store_findings(session: AsyncSession, findings: list[Finding], now: d
             .values(payload=flag_payload(merged))
         )
     if new_rows:
-        await session.execute(_insert(session, FlagRow).on_conflict_do_nothing(), new_rows)
+        await session.execute(insert_ignoring_duplicates(session, FlagRow), new_rows)
         await session.execute(
-            _insert(session, OutboxItem).on_conflict_do_nothing(),
+            insert_ignoring_duplicates(session, OutboxItem),
             [_outbox_row(CREDIT, r["flag_id"], flag_payload(r), now) for r in new_rows],
         )
         for reason in {r["reason"] for r in new_rows}:
@@ -343,6 +333,6 @@ async def _queue_incidents(session: AsyncSession, critical: list[Any], now: date
     """One incident per CRITICAL record, keyed by the record id: queued once, whatever arrives again."""
     if critical:
         await session.execute(
-            _insert(session, OutboxItem).on_conflict_do_nothing(),
+            insert_ignoring_duplicates(session, OutboxItem),
             [_outbox_row(EMERGENCY, r.id, incident_payload(r, now), now) for r in critical],
         )

@@ -8,19 +8,20 @@ that every retry sends the same body under the same Idempotency-Key. `list_flags
 
 from __future__ import annotations
 
-import base64
-import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, Float, Index, Integer, PrimaryKeyConstraint, String, Text, and_, or_, select
+from sqlalchemy import JSON, Date, Float, Index, Integer, PrimaryKeyConstraint, String, Text, and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from gateway.core import jsontext
+from gateway.core.cursor import decode_cursor, encode_cursor
 from gateway.core.db import UTCDateTime
 from gateway.core.models import Base
+from gateway.units.jurisdiction import Jurisdiction
+from gateway.units.models import OrgUnit
 
 # Outbox states. FAILED: the system refused the request itself (4xx other than auth); an operator must look.
 PENDING, DELIVERED, FAILED = "PENDING", "DELIVERED", "FAILED"
@@ -47,6 +48,11 @@ class FlagRow(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
     escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    @classmethod
+    def ancestor_columns(cls) -> tuple[Any, ...]:
+        """`i1`..`i5`: the issuing unit's ancestors, for `Jurisdiction.condition`."""
+        return (cls.i1, cls.i2, cls.i3, cls.i4, cls.i5)
 
     __table_args__ = (Index("ix_complaint_flags_updated", "updated_at", "flag_id"),)
 
@@ -92,7 +98,39 @@ class AlertRow(Base):
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
+    @classmethod
+    def ancestor_columns(cls) -> tuple[Any, ...]:
+        """The county's ancestors by level, itself at level 4; no station (level 5) holds a county."""
+        return (cls.a1, cls.a2, cls.a3, cls.unit_code, None)
+
     __table_args__ = (Index("ix_early_warnings_day", "day"), Index("ix_early_warnings_unit_day", "unit_code", "day"))
+
+
+# ------------------------------------------------------------------------------------------- unit moves
+
+MOVED_PER_STATEMENT = 500  # unit codes per IN (...) list, under SQLite's bound-parameter limit
+
+
+async def rehome_flags_and_alerts(session: AsyncSession, moved: Collection[str]) -> None:
+    """After units moved in the tree: the issuing unit's ancestors of every flag issued by one of the
+    `moved` unit codes (`i1`..`i5`), and the county's ancestors of every alert of one (`a1`..`a3`), read
+    again from `org_units`, in the caller's transaction. The flag itself (its id, `issued_by`, what was
+    sent) stays: only who may see it follows the tree."""
+    codes = sorted(set(moved))
+    for start in range(0, len(codes), MOVED_PER_STATEMENT):
+        chunk = codes[start:start + MOVED_PER_STATEMENT]
+        await session.execute(
+            update(FlagRow).where(FlagRow.issued_by.in_(chunk)).values(**{
+                f"i{n}": select(getattr(OrgUnit, f"l{n}")).where(OrgUnit.code == FlagRow.issued_by).scalar_subquery()
+                for n in range(1, 6)
+            }).execution_options(synchronize_session=False)
+        )
+        await session.execute(
+            update(AlertRow).where(AlertRow.unit_code.in_(chunk)).values(**{
+                f"a{n}": select(getattr(OrgUnit, f"l{n}")).where(OrgUnit.code == AlertRow.unit_code).scalar_subquery()
+                for n in range(1, 4)
+            }).execution_options(synchronize_session=False)
+        )
 
 
 # ----------------------------------------------------------------------------------------------- pull API
@@ -126,37 +164,17 @@ class FlagPage:
     has_next_page: bool
 
 
-def encode_cursor(updated_at: datetime, flag_id: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps([updated_at.isoformat(), flag_id]).encode()).decode()
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """ValueError on anything that is not a cursor this module made."""
-    try:
-        at, flag_id = jsontext.loads(base64.urlsafe_b64decode(cursor.encode()))  # no U+0000 into SQL
-        when = datetime.fromisoformat(at)
-    except Exception:
-        raise ValueError("invalid cursor") from None
-    if when.tzinfo is None or not isinstance(flag_id, str):
-        raise ValueError("invalid cursor")
-    return when, flag_id
-
-
-def scope_level_column(unit_code: str, level: int) -> Any:
-    return getattr(FlagRow, f"i{level}") == unit_code
-
-
 async def list_flags(
     session: AsyncSession,
     since: datetime | None = None,
     first: int = 50,
     after: str | None = None,
-    unit_scope: tuple[str, int] | None = None,
+    jurisdiction: Jurisdiction | None = None,
 ) -> FlagPage:
     """Flags raised or escalated at or after `since`, oldest change first, with their delivery state.
 
-    `unit_scope` is the caller's (unit code, level): only flags issued by that unit or below it are listed;
-    None lists all. A flag escalated later reappears at its new place in the order, like a changes feed.
+    `jurisdiction` is the caller's: only flags issued by its unit or below it are listed; None lists all.
+    A flag escalated later reappears at its new place in the order, like a changes feed.
     ValueError for a bad cursor or `first` outside 1..500.
     """
     if not 1 <= first <= 500:
@@ -172,8 +190,8 @@ async def list_flags(
     if after:
         at, flag_id = decode_cursor(after)
         query = query.where(or_(FlagRow.updated_at > at, and_(FlagRow.updated_at == at, FlagRow.flag_id > flag_id)))
-    if unit_scope is not None:
-        query = query.where(scope_level_column(*unit_scope))
+    if jurisdiction is not None:
+        query = query.where(jurisdiction.condition(FlagRow.ancestor_columns()))
     rows = (await session.execute(query)).all()
     items = [_view(flag, item) for flag, item in rows[:first]]
     return FlagPage(items, items[-1].cursor if items else None, len(rows) > first)

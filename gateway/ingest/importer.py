@@ -18,12 +18,12 @@ from typing import IO, Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tqdm import tqdm
 
-from gateway.complaints.records import ComplaintIn
+from gateway.complaints.records import ComplaintIn, validate_record
 from gateway.core.db import transaction
 from gateway.core.jsontext import decode
-from gateway.core.observability import INGESTED
 from gateway.flags.alerts import deferred_alerts
-from gateway.ingest.store import Rejection, raw_id, upsert_records, validate_raw
+from gateway.ingest.metrics import count_rejected
+from gateway.ingest.store import Rejection, raw_id, store_records
 from gateway.units.tree import load_units
 
 BATCH = 1000
@@ -100,9 +100,8 @@ async def _import(
 
         async def write(records: list[ComplaintIn]) -> None:
             async with transaction(sessionmaker) as session:
-                result = await upsert_records(session, records, units)
+                result = await store_records(session, records, units, source="import")
             report.stored += len(records)
-            INGESTED.labels("import", "stored").inc(len(records))
             report.inserted += result.inserted
             report.updated += result.updated
             report.unchanged += result.unchanged
@@ -134,11 +133,11 @@ async def _import(
             if number == 1 and text.startswith(BOM):
                 text = text[len(BOM):]
             try:
-                batch.append(validate_raw(text, units))
+                batch.append(validate_record(text, units))
             except ValueError as exc:
                 rejection = Rejection(number, _guess_id(text), str(exc))
                 report.rejected.append(rejection)
-                INGESTED.labels("import", "rejected").inc()
+                count_rejected("import")
                 bar.write(f"line {number}: {rejection.reason}", file=sys.stderr)
                 if rejects is not None:
                     rejects.write(json.dumps(rejected_line(rejection, text), ensure_ascii=False) + "\n")

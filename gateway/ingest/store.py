@@ -20,18 +20,20 @@ from sqlalchemy import ColumnElement, Table, bindparam, exists, or_, select, upd
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.complaints.models import Complainant, Complaint, Event
-from gateway.complaints.records import ComplaintIn, EventIn, money_to_cents, validate_record
+from gateway.complaints.records import ComplaintIn, EventIn, validate_record
 from gateway.core.bulk import bulk_insert_ignoring_duplicates
 from gateway.core.db import UTCDateTime
-from gateway.core.jsontext import JSONInputError, decode, text_problem
+from gateway.core.jsontext import text_problem
+from gateway.core.money import money_to_cents
 from gateway.flags.rules import raise_flags
+from gateway.ingest.metrics import Source, count_rejected, count_stored_on_commit
 from gateway.reports.facts import RELEVANT_EVENTS, NewRecord, derive_facts
 from gateway.units.tree import UnitIndex, load_units
 from kpi.obligations import EventIn as KpiEvent
 
 __all__ = [
-    "IngestResult", "Rejection", "ingest_raw", "load_units", "replaces", "replaces_sql", "upsert_records",
-    "validate_raw",
+    "IngestResult", "Rejection", "ingest_raw", "load_units", "replaces", "replaces_sql", "store_records",
+    "upsert_records",
 ]
 
 _COMPLAINTS: Table = Complaint.__table__  # type: ignore[assignment]
@@ -64,43 +66,47 @@ class IngestResult:
     stale: int = 0
 
 
-def validate_raw(raw: Any, units: UnitIndex) -> ComplaintIn:
-    """A decoded JSON value (dict) or one JSON text; ValueError with a one-line reason when it is bad.
-
-    A text is decoded by `gateway.core.jsontext.decode`: a text that is not JSON is refused with the
-    column where it breaks; values JSON cannot hold are refused by the record's validator, by field."""
-    if isinstance(raw, str | bytes):
-        try:
-            raw = decode(raw)
-        except JSONInputError as exc:
-            where = f"line {exc.line} column {exc.column}" if exc.line and exc.line > 1 else f"column {exc.column}"
-            raise ValueError(f"not valid JSON at {where}: {exc.reason}") from None
-    record = validate_record(raw)
-    if record.handling_unit not in units:
-        raise ValueError(f"handling_unit: unknown unit code {record.handling_unit}")
-    return record
-
-
 def raw_id(raw: Any) -> str | None:
     """The `id` of a raw record when it is a string that can be written out again, else None."""
     value = raw.get("id") if isinstance(raw, dict) else None
     return value if isinstance(value, str) and text_problem(value) is None else None
 
 
-async def ingest_raw(session: AsyncSession, raws: list[Any], units: UnitIndex | None = None) -> IngestResult:
-    """Validate and store a batch; bad items are reported and skipped, good ones all stored."""
+async def ingest_raw(
+    session: AsyncSession, raws: list[Any], units: UnitIndex | None = None, *, source: Source | None = None
+) -> IngestResult:
+    """Validate a batch of decoded records (records.md) and store the good ones in the caller's transaction.
+
+    Bad items are reported (`IngestResult.rejected`: position in `raws`, id if any, reason) and skipped;
+    the good ones are all stored (`store_records`). `source` names the way in for the
+    `gateway_ingest_records_total` counter; None counts nothing (tests, benchmarks).
+    """
     units = units if units is not None else await load_units(session)
     result = IngestResult()
     good: list[ComplaintIn] = []
     for index, raw in enumerate(raws):
         try:
-            good.append(validate_raw(raw, units))
+            good.append(validate_record(raw, units))
         except ValueError as exc:
             result.rejected.append(Rejection(index, raw_id(raw), str(exc)))
-    upserted = await upsert_records(session, good, units)
+    if source is not None:
+        count_rejected(source, len(result.rejected))
+    upserted = await store_records(session, good, units, source=source)
     result.stored = len(good)
     result.inserted, result.updated, result.unchanged = upserted.inserted, upserted.updated, upserted.unchanged
     result.stale = upserted.stale
+    return result
+
+
+async def store_records(
+    session: AsyncSession, records: list[ComplaintIn], units: UnitIndex, *, source: Source | None = None
+) -> UpsertResult:
+    """The one way in for valid records, whatever brought them (import, push, sync): the upsert
+    (`upsert_records`) and, once the caller's transaction commits, `gateway_ingest_records_total{source,
+    result="stored"}` (None counts nothing)."""
+    result = await upsert_records(session, records, units)
+    if source is not None:
+        count_stored_on_commit(session, source, len(records))
     return result
 
 
@@ -140,7 +146,7 @@ def _merge_versions(old: ComplaintIn, new: ComplaintIn) -> ComplaintIn:
 
 def _complaint_row(record: ComplaintIn, units: UnitIndex, digest: str, now: datetime) -> dict[str, Any]:
     unit = units.get(record.handling_unit)
-    assert unit is not None, "validate_raw checks the handling unit"
+    assert unit is not None, "validate_record checks the handling unit"
     resp = record.respondent
     return {
         "id": record.id,

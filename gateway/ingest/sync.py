@@ -16,7 +16,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -33,8 +32,6 @@ log = logging.getLogger(__name__)
 
 CURSOR = "complaints.changes.cursor"  # the sync_state row holding the feed cursor
 PAGE_SIZE = 1000
-
-SYNCED = Counter("gateway_sync_records", "Records received from the complaint platform's feed", ["result"])
 
 
 class NoUnits(Exception):
@@ -82,11 +79,9 @@ async def store_page(
         ).scalar_one_or_none()
         if stored != expected_cursor:
             raise CursorMoved(f"cursor moved from {expected_cursor!r} to {stored!r}")
-        result = await ingest_raw(session, list(page.items))
+        result = await ingest_raw(session, list(page.items), source="sync")
         if page.next_cursor != expected_cursor:
             await set_state(session, CURSOR, page.next_cursor)
-    SYNCED.labels("stored").inc(result.stored)
-    SYNCED.labels("rejected").inc(len(result.rejected))
     return result.rejected
 
 

@@ -1,5 +1,6 @@
 """The org-unit file of records.md (`code,name,level,parent_code`): parsing, checking the tree it makes with
-the stored one, loading it, and re-homing everything that hangs on a unit that moved.
+the stored one, loading it, and re-homing everything that hangs on a unit that moved (records, KPI facts,
+flags, alerts).
 
 A file is loaded whole or not at all (the caller's transaction); a rejection names the line.
 """
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.complaints.models import Complaint
 from gateway.core.jsontext import text_problem
+from gateway.flags.store import rehome_flags_and_alerts
 from gateway.reports.facts import refresh_fact_units
 from gateway.units.models import OrgUnit
 from gateway.units.tree import Unit, UnitIndex, load_units
@@ -136,40 +138,44 @@ async def import_units(session: AsyncSession, text: str) -> tuple[int, int]:
     rows = parse_units_csv(text)
     merged = check_tree(rows, existing)
     added = updated = 0
-    moved = False
     # Parents first, so foreign keys hold at every insert.
     for row in sorted(rows, key=lambda r: r.level):
         unit = merged[row.code]
-        values = dict(
-            name=unit.name, level=unit.level, parent_code=unit.parent_code,
-            l1=unit.ancestors[0], l2=unit.ancestors[1], l3=unit.ancestors[2],
-            l4=unit.ancestors[3], l5=unit.ancestors[4],
-        )
         old = existing.get(row.code)
         if old is None:
-            session.add(OrgUnit(code=row.code, **values))
+            session.add(OrgUnit(code=row.code, **_values(unit)))
             added += 1
         elif (old.name, old.level, old.parent_code, old.ancestors) != (
             unit.name, unit.level, unit.parent_code, unit.ancestors,
         ):
-            await session.execute(update(OrgUnit).where(OrgUnit.code == row.code).values(**values))
-            moved = moved or old.ancestors != unit.ancestors
+            await session.execute(update(OrgUnit).where(OrgUnit.code == row.code).values(**_values(unit)))
             updated += 1
         await session.flush()
-    # Descendants of a moved unit that were not in the file carry stale ancestors: fix them, then records.
+    # A moved unit's descendants carry its old ancestors too, whether the file names them or not.
+    moved = {code for code, unit in merged.items()
+             if code in existing and existing.units[code].ancestors != unit.ancestors}
     if moved:
-        for code, unit in merged.items():
-            old = existing.get(code)
-            if old is not None and old.ancestors != unit.ancestors and code not in {r.code for r in rows}:
-                await session.execute(
-                    update(OrgUnit).where(OrgUnit.code == code).values(
-                        l1=unit.ancestors[0], l2=unit.ancestors[1], l3=unit.ancestors[2],
-                        l4=unit.ancestors[3], l5=unit.ancestors[4],
-                    )
-                )
-        await refresh_record_ancestors(session)
-        await refresh_fact_units(session)  # derived from records: follows them
+        in_file = {r.code for r in rows}
+        for code in sorted(moved - in_file):
+            await session.execute(update(OrgUnit).where(OrgUnit.code == code).values(**_ancestors(merged[code])))
+        await rehome(session, moved)
     return added, updated
+
+
+def _ancestors(unit: Unit) -> dict[str, str | None]:
+    return {f"l{n + 1}": unit.ancestors[n] for n in range(5)}
+
+
+def _values(unit: Unit) -> dict[str, object]:
+    return {"name": unit.name, "level": unit.level, "parent_code": unit.parent_code, **_ancestors(unit)}
+
+
+async def rehome(session: AsyncSession, moved: set[str]) -> None:
+    """Everything that hangs on a unit follows the units that `moved` (their codes): records, their KPI
+    facts, flags (the issuing unit's ancestors) and early-warning alerts (the county's)."""
+    await refresh_record_ancestors(session)
+    await refresh_fact_units(session)  # derived from records: follows them
+    await rehome_flags_and_alerts(session, moved)
 
 
 async def refresh_record_ancestors(session: AsyncSession) -> None:

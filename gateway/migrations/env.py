@@ -11,6 +11,7 @@ import gateway.complaints.models  # noqa: F401  (every domain's tables join Base
 import gateway.flags.models  # noqa: F401
 import gateway.flags.store  # noqa: F401
 import gateway.reports.facts  # noqa: F401
+import gateway.supervision.models  # noqa: F401
 import gateway.units.models  # noqa: F401
 from gateway.core.db import make_engine
 from gateway.core.models import Base

@@ -17,6 +17,7 @@ from sqlalchemy import and_, case, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from gateway.core.time import format_instant, shanghai_date
 from gateway.reports.facts import (
     KpiCallbackFact,
     KpiConfig,
@@ -28,7 +29,7 @@ from gateway.reports.facts import (
 from gateway.units.models import OrgUnit
 from kpi.calendar import CalendarError, years_between
 from kpi.metrics import CHANNELS, HOTLINES, KINDS, RowCounts, build_row
-from kpi.obligations import SATISFIED_VALUES, SHANGHAI, UNREACHABLE, local_day
+from kpi.obligations import SATISFIED_VALUES, UNREACHABLE
 from kpi.policies import DEFAULT_SCHEME, PolicyError
 from kpi.scoring import rank_rows
 
@@ -50,10 +51,6 @@ def load_config() -> KpiConfig:
         return configured()
     except (CalendarError, PolicyError) as exc:
         raise KpiConfigError(str(exc)) from None
-
-
-def format_instant(instant: datetime) -> str:
-    return instant.astimezone(SHANGHAI).isoformat()
 
 
 def _count(condition: ColumnElement[bool]) -> Any:
@@ -113,7 +110,7 @@ async def build_report(
     await _ensure_facts(session, config)
 
     own_col, row_col = f"u{top.level}", f"u{level}"
-    as_of_day = local_day(as_of)
+    as_of_day = shanghai_date(as_of)
 
     def population(model: Any) -> ColumnElement[bool]:
         return and_(

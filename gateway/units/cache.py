@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Row, Table, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.units.jurisdiction import Jurisdiction
 from gateway.units.models import OrgUnit
 
 _UNITS: Table = OrgUnit.__table__  # type: ignore[assignment]
@@ -62,3 +63,8 @@ class UnitCache:
 
     async def get(self, code: str) -> Row[Any] | None:
         return (await self.get_many([code])).get(code)
+
+    async def jurisdiction_of(self, code: str) -> Jurisdiction | None:
+        """The jurisdiction of a caller at unit `code`; None when no such unit exists."""
+        unit = await self.get(code)
+        return None if unit is None else Jurisdiction(code, int(unit.level))

@@ -6,6 +6,8 @@ is one indexed equality on the column of the asking unit's level.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import ForeignKey, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,3 +29,8 @@ class OrgUnit(Base):
     l3: Mapped[str | None] = mapped_column(String(12), index=True)
     l4: Mapped[str | None] = mapped_column(String(12), index=True)
     l5: Mapped[str | None] = mapped_column(String(12))
+
+    @classmethod
+    def ancestor_columns(cls) -> tuple[Any, ...]:
+        """`l1`..`l5`, for `gateway.units.jurisdiction.Jurisdiction.condition`."""
+        return (cls.l1, cls.l2, cls.l3, cls.l4, cls.l5)

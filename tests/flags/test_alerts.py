@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from gateway.flags.alerts import alert_id, baseline, is_surge, list_alerts, poisson_sf, threshold
+from gateway.units.jurisdiction import Jurisdiction
 from tests.conftest import Database
 from tests.flags.support import rec, store
 
@@ -105,8 +106,8 @@ async def test_alert_raised_from_stored_records_once_and_jurisdiction_scoped(wor
         assert alert.baseline == 1.0 and alert.threshold == 10
         assert [a.alert_id for a in await list_alerts(session, unit="510800")] == [alert.alert_id]  # its city
         assert await list_alerts(session, unit="510104") == []  # another county
-        assert await list_alerts(session, scope=("510811", 4)) == []  # a sibling county's caller sees nothing
-        assert len(await list_alerts(session, unit="510000", scope=("510800", 3))) == 1
+        assert await list_alerts(session, jurisdiction=Jurisdiction("510811", 4)) == []  # a sibling county
+        assert len(await list_alerts(session, unit="510000", jurisdiction=Jurisdiction("510800", 3))) == 1
         assert await list_alerts(session, since=spike_day + timedelta(days=1)) == []
     assert (REGISTRY.get_sample_value("gateway_alerts_raised_total") or 0.0) == raised_before + 1
 

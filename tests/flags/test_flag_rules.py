@@ -13,6 +13,7 @@ from gateway.core.db import transaction
 from gateway.flags.rules import CASE_FILED, CRITICAL_SAFETY, SURGE, flag_id
 from gateway.flags.store import CREDIT, EMERGENCY, OutboxItem, list_flags
 from gateway.ingest.store import ingest_raw
+from gateway.units.jurisdiction import Jurisdiction
 from tests.conftest import Database
 from tests.flags.support import OTHER_USCC, USCC, all_flags, all_outbox, case_filed, rec, store
 
@@ -248,9 +249,9 @@ async def test_list_flags_pages_filters_and_scopes(world: Database) -> None:
             after = page.end_cursor
         assert len(seen) == 7 == len(set(seen))
         assert all(v.delivery_state == "PENDING" and v.delivered_severity is None for v in page.items)
-        city = await list_flags(session, unit_scope=("510800", 3))  # 广元: only its stations' flags
+        city = await list_flags(session, jurisdiction=Jurisdiction("510800", 3))  # 广元: only its stations' flags
         assert sorted(v.complaint_ids[0] for v in city.items) == ["CR1", "CR3", "CR5"]
-        assert (await list_flags(session, unit_scope=("510811", 4))).items == []  # a sibling county
+        assert (await list_flags(session, jurisdiction=Jurisdiction("510811", 4))).items == []  # a sibling county
         later = await list_flags(session, since=datetime.now(UTC))
         assert later.items == []
         with pytest.raises(ValueError):

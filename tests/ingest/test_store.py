@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from gateway.complaints.models import Complainant, Complaint, Event
-from gateway.complaints.records import cents_to_money
 from gateway.core.db import transaction
+from gateway.core.money import cents_to_money
 from gateway.ingest.store import ingest_raw
 from tests.conftest import Database
 from tests.factories import USCC, event, load_units, record

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+
 import pytest
 from sqlalchemy import func, select
 
 from gateway.complaints.models import Complaint
 from gateway.core.db import transaction
+from gateway.flags.alerts import list_alerts
+from gateway.flags.store import AlertRow, FlagRow, list_flags
 from gateway.ingest.store import ingest_raw
 from gateway.ingest.units_file import UnitFileError, import_units
+from gateway.units.jurisdiction import Jurisdiction
 from gateway.units.models import OrgUnit
 from gateway.units.tree import load_units
 from tests.conftest import Database
@@ -93,3 +98,36 @@ async def test_file_may_extend_stored_tree(db: Database) -> None:
     async with transaction(db.sessionmaker) as session:
         added, _ = await import_units(session, HEADER + "510802003,利州区南城市场监督管理所,5,510802\n")
     assert added == 1
+
+
+async def test_a_move_rehomes_flags_and_alerts_already_raised(db: Database) -> None:
+    """County 510811 moves from city 510800 (广元) to 510100 (成都): the flag issued by its station and the
+    alert of the county follow it, so the new city sees them and the old one no longer does."""
+    await load_sample_units(db.sessionmaker)
+    now = datetime.now(UTC)
+    async with transaction(db.sessionmaker) as session:
+        await ingest_raw(session, [record("MV-F", handling_unit="510811001", urgency="CRITICAL", category="FOOD",
+                                          kind="INQUIRY"),
+                                   record("MV-S", handling_unit="510802001", urgency="CRITICAL", category="FOOD",
+                                          kind="INQUIRY")])
+        for county, city in (("510811", "510800"), ("510802", "510800")):
+            session.add(AlertRow(alert_id=f"alert-{county}", unit_code=county, a1="100000", a2="510000", a3=city,
+                                 category="FOOD", day=date(2024, 3, 16), count=9, baseline=0.5, threshold=8,
+                                 raised_at=now, updated_at=now))
+
+    async def seen_by(city: str) -> tuple[set[str], set[str]]:
+        async with db.sessionmaker() as session:
+            jurisdiction = Jurisdiction(city, 3)
+            flags = await list_flags(session, jurisdiction=jurisdiction)
+            alerts = await list_alerts(session, jurisdiction=jurisdiction)
+        return {f.issued_by for f in flags.items}, {a.unit_code for a in alerts}
+
+    assert await seen_by("510800") == ({"510811001", "510802001"}, {"510811", "510802"})
+    assert await seen_by("510100") == (set(), set())
+    async with transaction(db.sessionmaker) as session:
+        await import_units(session, HEADER + "510811,昭化区市场监督管理局,4,510100\n")
+    assert await seen_by("510800") == ({"510802001"}, {"510802"})
+    assert await seen_by("510100") == ({"510811001"}, {"510811"})
+    async with db.sessionmaker() as session:
+        flag = (await session.execute(select(FlagRow).where(FlagRow.issued_by == "510811001"))).scalar_one()
+    assert (flag.i1, flag.i2, flag.i3, flag.i4, flag.i5) == ("100000", "510000", "510100", "510811", "510811001")

@@ -34,5 +34,5 @@ async def resolve_alerts(info: graphene.ResolveInfo, unit: str | None, since: da
     if not 1 <= first <= MAX_FIRST:
         raise errors.bad_input(f"first must be between 1 and {MAX_FIRST}, got {first}", argument="first")
     async with ctx.sessionmaker() as session:
-        return await list_alerts(session, unit=unit, since=since, scope=(ctx.scope.unit, ctx.scope.level),
+        return await list_alerts(session, unit=unit, since=since, jurisdiction=ctx.jurisdiction,
                                  first=first)

@@ -43,7 +43,7 @@ async def resolve_audit_log(info: graphene.ResolveInfo, complaint_id: str | None
             raise errors.bad_input("after: not a cursor of this list", argument="after")
         before_id = int(after)
     async with ctx.sessionmaker() as session:
-        rows = await list_reads(session, ctx.scope.complaint_filter(), complaint_id=complaint_id, actor=actor,
+        rows = await list_reads(session, ctx.complaint_filter(), complaint_id=complaint_id, actor=actor,
                                 first=first, before_id=before_id)
     page = rows[:first]
     return {

@@ -12,47 +12,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.api.gql import errors
 from gateway.api.gql.loaders import Loaders
-from gateway.complaints.models import Complaint
+from gateway.complaints.models import Complaint, record_ancestors
 from gateway.core.auth import Principal
 from gateway.core.settings import Settings
 from gateway.core.upstreams import Upstreams
 from gateway.units.cache import UnitCache
-from gateway.units.models import OrgUnit
-
-
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """The caller's jurisdiction (属地): its unit and everything below it."""
-
-    unit: str
-    level: int
-
-    def complaint_filter(self) -> ColumnElement[bool]:
-        # Each record carries its handling unit's ancestors by level: one indexed equality, no recursion.
-        column: Any = getattr(Complaint, f"u{self.level}")
-        return column == self.unit  # type: ignore[no-any-return]
-
-    def unit_filter(self) -> ColumnElement[bool]:
-        column: Any = getattr(OrgUnit, f"l{self.level}")
-        return column == self.unit  # type: ignore[no-any-return]
-
-    def sees_complaint(self, row: Any) -> bool:
-        return bool(getattr(row, f"u{self.level}") == self.unit)
-
-    def sees_unit(self, row: Any) -> bool:
-        return bool(getattr(row, f"l{self.level}") == self.unit)
-
-    @classmethod
-    async def of(cls, units: UnitCache, code: str) -> Scope | None:
-        """The jurisdiction of a caller at unit `code`; None when no such unit exists."""
-        unit = await units.get(code)
-        return None if unit is None else cls(code, int(unit.level))
+from gateway.units.jurisdiction import Jurisdiction, unit_ancestors
 
 
 @dataclass
 class RequestContext:
     principal: Principal
-    scope: Scope
+    jurisdiction: Jurisdiction  # the caller's (属地): its unit and everything below it
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
@@ -65,6 +36,16 @@ class RequestContext:
     @cached_property
     def loaders(self) -> Loaders:
         return Loaders(self.engine, self.upstreams, self.units)
+
+    def complaint_filter(self) -> ColumnElement[bool]:
+        """SQL: the records this caller may see."""
+        return self.jurisdiction.condition(Complaint.ancestor_columns())
+
+    def sees_complaint(self, row: Any) -> bool:
+        return self.jurisdiction.contains(record_ancestors(row))
+
+    def sees_unit(self, row: Any) -> bool:
+        return self.jurisdiction.contains(unit_ancestors(row))
 
     def require(self, role: str) -> None:
         if not self.principal.has(role):

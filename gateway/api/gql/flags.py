@@ -70,7 +70,7 @@ async def resolve_credit_flags(info: graphene.ResolveInfo, since: datetime | Non
     try:
         async with ctx.sessionmaker() as session:
             return await list_flags(session, since=since, first=first, after=after,
-                                    unit_scope=(ctx.scope.unit, ctx.scope.level))
+                                    jurisdiction=ctx.jurisdiction)
     except ValueError as exc:  # bad cursor
         raise errors.bad_input(str(exc), argument="after") from None
 

@@ -38,20 +38,21 @@ from graphql import (
 from graphql.execution.values import get_variable_values
 
 from connectors.context import request_id_var
+from gateway.api.auth import authenticate
 from gateway.api.gql import errors, limits
-from gateway.api.gql.context import RequestContext, Scope
+from gateway.api.gql.context import RequestContext
 from gateway.api.gql.graphiql import GRAPHIQL_HTML
 from gateway.api.gql.inputs import TextAndNumbersRule
 from gateway.api.gql.persisted import PersistedOperations, document_hash
 from gateway.api.gql.schema import graphql_schema
 from gateway.complaints.pii import write_reads
 from gateway.core import jsontext
-from gateway.core.auth import AuthError, bearer_token, decode_token
+from gateway.core.auth import AuthError, bearer_token
 from gateway.core.db import make_sessionmaker
 from gateway.core.jsontext import JSONInputError
 from gateway.core.observability import REQUEST_ID, observe_operation
 from gateway.core.settings import Settings
-from gateway.core.upstreams import Upstreams, build_upstreams
+from gateway.core.upstreams import Upstreams
 from gateway.units.cache import UnitCache
 
 log = logging.getLogger(__name__)
@@ -132,17 +133,10 @@ def _located(error: GraphQLError) -> dict[str, Any]:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    service = GraphQLService(app.state.settings, build_upstreams(app.state.settings), UnitCache(app.state.engine))
-    app.state.graphql = service
-    # Building an HTTP client loads TLS certificates (tenths of a second of CPU each): at start-up, not
-    # inside the first request that needs each system.
-    for connector in service.upstreams.all().values():
-        if connector.configured:
-            connector.client  # noqa: B018
-    try:
-        yield
-    finally:
-        await service.upstreams.aclose()
+    # The connectors are the application's (gateway/api/app.py): one set per process, shared with the
+    # outbox dispatcher, so that each system has one circuit breaker and /readyz shows it.
+    app.state.graphql = GraphQLService(app.state.settings, app.state.upstreams, UnitCache(app.state.engine))
+    yield
 
 
 router = APIRouter(lifespan=lifespan)
@@ -288,12 +282,6 @@ def _document_text(service: GraphQLService, params: dict[str, Any]) -> str:
     return query
 
 
-async def _authenticate(request: Request, settings: Settings) -> Any:
-    if settings.jwt_secret is None:
-        raise AuthError("the gateway has no GATEWAY_JWT_SECRET: no token can be checked")
-    return decode_token(settings.jwt_secret.get_secret_value(), bearer_token(request.headers.get("authorization")))
-
-
 @router.api_route("/graphql", methods=["GET", "POST"], include_in_schema=False)
 async def graphql_endpoint(request: Request) -> Response:
     incoming = request.headers.get("x-request-id", "")
@@ -314,7 +302,7 @@ async def graphql_endpoint(request: Request) -> Response:
     try:
         params = await _params(request)
         try:
-            principal = await _authenticate(request, service.settings)
+            principal = authenticate(service.settings, bearer_token(request.headers.get("authorization")))
         except AuthError as exc:
             return _answer(media, 401, {"errors": [errors.request_error(errors.UNAUTHENTICATED, str(exc))]},
                            headers | {"WWW-Authenticate": 'Bearer realm="12315-gateway"'})
@@ -337,8 +325,8 @@ async def graphql_endpoint(request: Request) -> Response:
         except errors.GatewayError as exc:
             raise RequestError([{"message": str(exc), "extensions": {"code": exc.code, **exc.extensions}}]) from None
         engine = request.app.state.engine
-        scope = await Scope.of(service.units, principal.unit)
-        if scope is None:
+        jurisdiction = await service.units.jurisdiction_of(principal.unit)
+        if jurisdiction is None:
             return _answer(media, 403, {"errors": [errors.request_error(
                 errors.FORBIDDEN, f"the token's unit {principal.unit} is not a known org unit")]}, headers)
     except HttpProblem as exc:
@@ -348,8 +336,8 @@ async def graphql_endpoint(request: Request) -> Response:
         return _answer(media, request_status, {"errors": exc.errors}, headers)
 
     sessionmaker = getattr(request.app.state, "sessionmaker", None) or make_sessionmaker(engine)
-    ctx = RequestContext(principal, scope, service.settings, engine, sessionmaker, service.upstreams, service.units,
-                         request_id)
+    ctx = RequestContext(principal, jurisdiction, service.settings, engine, sessionmaker, service.upstreams,
+                         service.units, request_id)
     started = time.perf_counter()
     result = execute(service.schema, document, context_value=ctx, variable_values=params["variables"],
                      operation_name=params["operationName"])

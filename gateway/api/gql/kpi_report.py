@@ -108,7 +108,7 @@ async def resolve_kpi_report(
     ctx = context_of(info)
     ctx.require("evaluator")
     target = await ctx.loaders.unit.load(unit)
-    if target is None or not ctx.scope.sees_unit(target):
+    if target is None or not ctx.sees_unit(target):
         # An unknown unit is refused like a foreign one: the answer must not reveal which codes exist.
         raise errors.forbidden(f"unit {unit} is not your unit nor below it")
     if as_of is not None and as_of.tzinfo is None:

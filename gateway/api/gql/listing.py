@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,7 +15,8 @@ from gateway.api.gql.context import RequestContext, context_of
 from gateway.api.gql.loaders import COMPLAINT_SELECT
 from gateway.complaints.models import Complaint
 from gateway.complaints.status import status_condition
-from gateway.core import jsontext
+from gateway.core.cursor import decode_cursor, encode_cursor
+from gateway.units.jurisdiction import Jurisdiction
 
 MAX_FIRST = 500
 OVERDUE_BATCH = 100
@@ -61,7 +60,7 @@ class Page:
 
     @property
     def edges(self) -> list[dict[str, Any]]:
-        return [{"cursor": encode_cursor(r), "node": r} for r in self.rows]
+        return [{"cursor": row_cursor(r), "node": r} for r in self.rows]
 
 
 class ComplaintConnection(graphene.ObjectType):
@@ -80,26 +79,22 @@ class ComplaintConnection(graphene.ObjectType):
 
     @staticmethod
     def resolve_page_info(root: Page, info: graphene.ResolveInfo) -> PageInfo:
-        return PageInfo(has_next_page=root.has_next, end_cursor=encode_cursor(root.rows[-1]) if root.rows else None)
+        return PageInfo(has_next_page=root.has_next, end_cursor=row_cursor(root.rows[-1]) if root.rows else None)
 
     @staticmethod
     async def resolve_total_count(root: Page, info: graphene.ResolveInfo) -> int:
         return await root.query.count()
 
 
-def encode_cursor(row: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps([row.received_at.isoformat(), row.id]).encode()).decode()
+def row_cursor(row: Any) -> str:
+    return encode_cursor(row.received_at, row.id)
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, str]:
+def _position(cursor: str) -> tuple[datetime, str]:
     try:
-        at, rid = jsontext.loads(base64.urlsafe_b64decode(cursor.encode()))  # no U+0000 into SQL
-        when = datetime.fromisoformat(at)
-        if when.tzinfo is None or not isinstance(rid, str):
-            raise ValueError
-    except Exception:
+        return decode_cursor(cursor)
+    except ValueError:
         raise errors.bad_input("after: not a cursor of this list", argument="after") from None
-    return when, rid
 
 
 def check_first(first: int) -> None:
@@ -119,11 +114,11 @@ class ComplaintQuery:
 
     @classmethod
     def for_caller(cls, ctx: RequestContext) -> ComplaintQuery:
-        return cls(ctx, [ctx.scope.complaint_filter()])
+        return cls(ctx, [ctx.complaint_filter()])
 
     @classmethod
     def for_enterprise(cls, ctx: RequestContext, uscc: str) -> ComplaintQuery:
-        return cls(ctx, [ctx.scope.complaint_filter(), _COMPLAINTS.c.respondent_uscc == uscc])
+        return cls(ctx, [ctx.complaint_filter(), _COMPLAINTS.c.respondent_uscc == uscc])
 
     async def apply(self, flt: dict[str, Any] | None) -> ComplaintQuery:
         if not flt:
@@ -144,7 +139,7 @@ class ComplaintQuery:
             if unit is None:
                 raise errors.bad_input(f"filter.unit: unknown unit code {flt['unit']}", argument="filter")
             # A unit outside the caller's subtree matches nothing visible: the jurisdiction condition stays.
-            conds.append(getattr(c, f"u{unit.level}") == unit.code)
+            conds.append(Jurisdiction(unit.code, unit.level).condition(Complaint.ancestor_columns()))
         if flt.get("respondent_uscc") is not None:
             if not _USCC.match(flt["respondent_uscc"]):
                 raise errors.bad_input("filter.respondentUscc: not an 18-character USCC", argument="filter")
@@ -163,7 +158,7 @@ class ComplaintQuery:
         c = _COMPLAINTS.c
         stmt = COMPLAINT_SELECT.where(*self.conditions)
         if after:
-            at, rid = decode_cursor(after)
+            at, rid = _position(after)
             stmt = stmt.where(or_(c.received_at < at, and_(c.received_at == at, c.id < rid)))
         return await self.ctx.loaders._rows(stmt.order_by(c.received_at.desc(), c.id.desc()).limit(limit))
 
@@ -186,7 +181,7 @@ class ComplaintQuery:
             events = await self.ctx.loaders.events.load_many([r.id for r in rows])
             out += [r for r, ev in zip(rows, events, strict=True)
                     if is_overdue(r, ev or [], self.ctx.settings, now) == self.overdue]
-            after = encode_cursor(rows[-1])
+            after = row_cursor(rows[-1])
         return out[:want]
 
     async def page(self, first: int, after: str | None) -> Page:

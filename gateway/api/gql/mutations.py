@@ -41,7 +41,7 @@ class EventInput(graphene.InputObjectType):
 
 async def _visible(ctx: RequestContext, complaint_id: str) -> Any:
     row = await ctx.loaders.complaint.load(complaint_id)
-    if row is None or not ctx.scope.sees_complaint(row):
+    if row is None or not ctx.sees_complaint(row):
         raise errors.not_found(f"no complaint {complaint_id}")
     return row
 
@@ -123,7 +123,7 @@ async def escalate_incident(info: graphene.ResolveInfo, complaint_ids: list[str]
     if not summary.strip() or len(summary) > 4000:
         raise errors.bad_input("summary: 1 to 4000 characters", argument="summary")
     found = await ctx.loaders.complaint.load_many(ids)  # one batch, not one query per id
-    missing = [cid for cid, row in zip(ids, found, strict=True) if row is None or not ctx.scope.sees_complaint(row)]
+    missing = [cid for cid, row in zip(ids, found, strict=True) if row is None or not ctx.sees_complaint(row)]
     if missing:
         raise errors.not_found(f"no complaint {', '.join(missing)}")
     rows = [row for row in found if row is not None]
@@ -131,7 +131,7 @@ async def escalate_incident(info: graphene.ResolveInfo, complaint_ids: list[str]
     category = Counter(r.category for r in rows).most_common(1)[0][0]
     now = datetime.now(UTC)
     fresh = IncidentRequest(
-        complaint_ids=ids, category=category, urgency=urgency, unit_code=ctx.scope.unit, summary=summary,
+        complaint_ids=ids, category=category, urgency=urgency, unit_code=ctx.jurisdiction.unit, summary=summary,
         reported_at=now,
     )
     # The same escalation sent again (a client's retry) must not open a second incident: same key, and the

@@ -68,7 +68,7 @@ class Query(graphene.ObjectType):
         ctx = context_of(info)
         ctx.require("reader")
         row = await ctx.loaders.complaint.load(id)
-        return row if row is not None and ctx.scope.sees_complaint(row) else None
+        return row if row is not None and ctx.sees_complaint(row) else None
 
     @staticmethod
     async def resolve_complaints(root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None,
@@ -92,7 +92,7 @@ class Query(graphene.ObjectType):
         ctx = context_of(info)
         ctx.require("reader")
         unit = await ctx.loaders.unit.load(code)
-        return unit if unit is not None and ctx.scope.sees_unit(unit) else None
+        return unit if unit is not None and ctx.sees_unit(unit) else None
 
     @staticmethod
     async def resolve_kpi_report(root: Any, info: graphene.ResolveInfo, unit: str, from_: date, to: date,

@@ -14,8 +14,8 @@ from graphene.types.generic import GenericScalar
 from gateway.api.gql import enums
 from gateway.api.gql.context import context_of
 from gateway.complaints.pii import mask_name, mask_phone
-from gateway.complaints.records import cents_to_money
 from gateway.complaints.status import status_of
+from gateway.core.money import cents_to_money
 from gateway.reports.deadlines import deadlines_of
 
 
@@ -35,7 +35,7 @@ class OrgUnit(graphene.ObjectType):
         if root.parent_code is None:
             return None
         unit = await ctx.loaders.unit.load(root.parent_code)
-        return unit if unit is not None and ctx.scope.sees_unit(unit) else None
+        return unit if unit is not None and ctx.sees_unit(unit) else None
 
     @staticmethod
     def resolve_children(root: Any, info: graphene.ResolveInfo) -> Awaitable[Any]:

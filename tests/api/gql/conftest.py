@@ -17,7 +17,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from gql_support import (  # noqa: E402
+from connectors.simulators import FACTORIES, run_in_thread  # noqa: E402
+from connectors.simulators.control import SimControl  # noqa: E402
+from gateway.api.app import create_app  # noqa: E402
+from gateway.core.auth import mint_token  # noqa: E402
+from gateway.core.db import transaction  # noqa: E402
+from gateway.core.settings import Settings  # noqa: E402
+from gateway.flags.models import IncidentLink
+from gateway.ingest.store import ingest_raw  # noqa: E402
+from gateway.ingest.units_file import import_units  # noqa: E402
+from tests.api.gql.gql_support import (  # noqa: E402
     CALLERS,
     PLACES,
     SECRET,
@@ -28,16 +37,6 @@ from gql_support import (  # noqa: E402
     incident_for,
     world,
 )
-
-from connectors.simulators import FACTORIES, run_in_thread  # noqa: E402
-from connectors.simulators.control import SimControl  # noqa: E402
-from gateway.api.app import create_app  # noqa: E402
-from gateway.core.auth import mint_token  # noqa: E402
-from gateway.core.db import transaction  # noqa: E402
-from gateway.core.settings import Settings  # noqa: E402
-from gateway.flags.models import IncidentLink
-from gateway.ingest.store import ingest_raw  # noqa: E402
-from gateway.ingest.units_file import import_units  # noqa: E402
 
 SYSTEMS = ("complaints", "enforcement", "credit", "emergency")
 

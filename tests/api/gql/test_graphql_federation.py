@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import SYSTEMS, Gateway, another_gateway
-from gql_support import PLACES, case_for, event, incident_for, record
 
 from gateway.core.db import transaction
 from gateway.flags.models import IncidentLink
 from gateway.ingest.store import ingest_raw
+from tests.api.gql.conftest import SYSTEMS, Gateway, another_gateway
+from tests.api.gql.gql_support import PLACES, case_for, event, incident_for, record
 
 PAGE = """{ complaints(first: 100) { nodes { id
   enterprise { uscc creditProfile { name riskLevel } }
@@ -21,7 +21,7 @@ PAGE = """{ complaints(first: 100) { nodes { id
 
 async def _many_records(gw: Gateway, n: int) -> list[str]:
     """n more records, each with its own enterprise, case and incident."""
-    from gql_support import valid_uscc
+    from tests.api.gql.gql_support import valid_uscc
 
     ids = [f"BULK-{i:04d}" for i in range(n)]
     records = [

@@ -5,11 +5,10 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
-from conftest import Gateway, another_gateway, fresh_sim
-from gql_support import USCC_A, USCC_B
-
 from gateway.complaints.models import Event
 from gateway.core.db import transaction
+from tests.api.gql.conftest import Gateway, another_gateway, fresh_sim
+from tests.api.gql.gql_support import USCC_A, USCC_B
 
 
 async def test_complaint_with_everything(gw: Gateway) -> None:

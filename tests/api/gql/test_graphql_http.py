@@ -7,9 +7,9 @@ import time
 from typing import Any
 
 import jwt
-from conftest import Gateway, token
 
 from gateway.api.gql.schema import sdl
+from tests.api.gql.conftest import Gateway, token
 
 GR = "application/graphql-response+json"
 Q = '{ complaint(id: "R-STATION") { id } }'

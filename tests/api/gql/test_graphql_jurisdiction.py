@@ -4,8 +4,9 @@ root field and nested list. The expected sets are written out in gql_support.VIS
 from __future__ import annotations
 
 import pytest
-from conftest import Gateway, another_gateway, fresh_sim
-from gql_support import CALLERS, PLACES, USCC_A, VISIBLE
+
+from tests.api.gql.conftest import Gateway, another_gateway, fresh_sim
+from tests.api.gql.gql_support import CALLERS, PLACES, USCC_A, VISIBLE
 
 MATRIX = [(caller, rid) for caller in CALLERS for rid in PLACES]
 
@@ -106,10 +107,9 @@ async def test_record_event_outside_is_not_found(gw: Gateway, caller: str) -> No
 
 async def test_credit_flags_by_jurisdiction(gw: Gateway) -> None:
     """A CRITICAL food record with a respondent raises a CRITICAL_SAFETY flag issued by its handling unit."""
-    from gql_support import event, record, valid_uscc
-
     from gateway.core.db import transaction
     from gateway.ingest.store import ingest_raw
+    from tests.api.gql.gql_support import event, record, valid_uscc
 
     usccs = {rid: valid_uscc(f"915108000000000{n:02d}") for n, rid in enumerate(sorted(PLACES))}
     critical = [

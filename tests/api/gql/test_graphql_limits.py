@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from conftest import Gateway, another_gateway
+from tests.api.gql.conftest import Gateway, another_gateway
 
 OPERATIONS = Path(__file__).resolve().parents[3] / "graphql" / "operations"
 
@@ -102,7 +102,7 @@ async def test_persisted_lookup_by_apollo_hash_and_document_id(gw: Gateway) -> N
 async def test_get_by_hash(gw: Gateway) -> None:
     import json
 
-    from conftest import token
+    from tests.api.gql.conftest import token
 
     _, digest = _operation("ExternalComplaintLookup")
     resp = await gw.client.get("/graphql", params={

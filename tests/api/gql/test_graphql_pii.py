@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from conftest import Gateway
 from sqlalchemy import select
 
 from gateway.complaints.models import Complainant, PiiRead
 from gateway.complaints.pii import mask_name, mask_phone
 from gateway.core.db import transaction
+from tests.api.gql.conftest import Gateway
 
 Q = '{ complaints(first: 3) { nodes { id complainant { name phone realName } } } }'
 

@@ -1,0 +1,42 @@
+"""The KPI report's arguments as text (a URL's query, the evaluators' form), parsed once for every edge."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+
+from gateway.core.time import parse_date, parse_instant
+from gateway.reports.build import ReportError
+
+
+def _date(values: Mapping[str, Any], name: str) -> date:
+    value = values.get(name)
+    if not value:
+        raise ReportError(f"{name} is required (YYYY-MM-DD)")
+    try:
+        return parse_date(value)
+    except ValueError as exc:
+        raise ReportError(f"{name}: {exc}") from None
+
+
+def report_arguments(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`from`, `to` (required, YYYY-MM-DD), `level` (a whole number), `as_of` (RFC 3339 with offset) and
+    `scheme` (optional texts; empty means absent) as the keywords of `build_report` (`date_from`, `date_to`,
+    `level`, `as_of`, `scheme`). Raises ReportError (BAD_USER_INPUT) naming the first bad argument."""
+    level_text = values.get("level") or None
+    if level_text is not None and not level_text.strip().lstrip("-").isdigit():
+        raise ReportError(f"level: {level_text!r} is not a whole number")
+    as_of: datetime | None = None
+    if values.get("as_of"):
+        try:
+            as_of = parse_instant(values["as_of"])
+        except ValueError as exc:
+            raise ReportError(f"as_of: {exc}") from None
+    return {
+        "level": int(level_text) if level_text is not None else None,
+        "date_from": _date(values, "from"),
+        "date_to": _date(values, "to"),
+        "as_of": as_of,
+        "scheme": values.get("scheme") or None,
+    }

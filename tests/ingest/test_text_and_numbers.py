@@ -75,6 +75,11 @@ BAD: dict[str, tuple[str, str]] = {
     "LOW-SURROGATE": (_text(with_data("LOW-SURROGATE", {"reason": "@S@"})).replace("@S@", "x\\udfff"),
                       "events.2.data.reason: contains an unpaired surrogate (U+DFFF)"),
     "DEEP": (_text(with_data("DEEP", nested(17))), "events.2.data: nests deeper than 16 levels"),
+    # Instants whose UTC is past what dates can hold: a whole batch used to fail on binding them.
+    "YEAR-1": (_text(record("YEAR-1", received_at="0001-01-01T00:00:00+08:00")),
+               "received_at: must fall between 1900-01-01 and 2199-12-31"),
+    "YEAR-9999": (_text(with_data("YEAR-9999", {"reason": "r"})).replace(
+        "2024-03-05T09:00:00+08:00", "9999-12-31T23:59:59-23:59"), "events.2.at: must fall between"),
 }
 
 # Beside them, records that look odd but are valid and must round-trip exactly.

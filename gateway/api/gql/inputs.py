@@ -6,17 +6,21 @@
   refused before it runs (BAD_USER_INPUT). Variables are checked where the request body is parsed.
 - An explicit `null` for an argument that has a default (`complaints(first: null)`) means that default:
   `null_means_default` wraps the resolvers of such fields once, when the schema is built.
+- `DateTime` and `Date` arguments must fall between 1900 and 2199 (`gateway.core.time`), like every instant
+  the gateway reads: `bound_dates` wraps the two scalars' parsers once, when the schema is built.
 """
 
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Any
 
 from graphql import (
     FloatValueNode,
     GraphQLError,
     GraphQLObjectType,
+    GraphQLScalarType,
     GraphQLSchema,
     StringValueNode,
     Undefined,
@@ -27,6 +31,7 @@ from graphql import (
 
 from gateway.api.gql.errors import BAD_USER_INPUT
 from gateway.core.jsontext import text_problem
+from gateway.core.time import check_date, check_instant
 
 
 class TextAndNumbersRule(ValidationRule):
@@ -68,3 +73,42 @@ def _with_defaults(resolve: Any, defaults: dict[str, Any]) -> Any:
         return resolve(root, info, **args)
 
     return resolver
+
+
+def bound_dates(schema: GraphQLSchema) -> None:
+    """Make the `DateTime` and `Date` scalars refuse values outside 1900..2199 (a coercion error, so
+    BAD_USER_INPUT for a variable, a validation error for a literal) instead of overflowing later."""
+    for name, check in (("DateTime", _bounded_instant), ("Date", check_date)):
+        scalar = schema.type_map.get(name)
+        if isinstance(scalar, GraphQLScalarType):
+            scalar.parse_value = _checked(scalar.parse_value, check)  # type: ignore[method-assign]
+            scalar.parse_literal = _checked_literal(scalar.parse_literal, check)  # type: ignore[method-assign]
+
+
+def _bounded_instant(value: datetime) -> datetime:
+    if value.tzinfo is None:  # naive: the resolver says "give an offset"; only the year is checked here
+        check_date(value.date())
+        return value
+    return check_instant(value)
+
+
+def _checked(parse: Any, check: Any) -> Any:
+    def parse_value(value: Any) -> Any:
+        parsed = parse(value)
+        try:
+            return check(parsed)
+        except ValueError as exc:
+            raise GraphQLError(str(exc)) from None
+
+    return parse_value
+
+
+def _checked_literal(parse: Any, check: Any) -> Any:
+    def parse_literal(node: Any, variables: Any = None) -> Any:
+        parsed = parse(node, variables)
+        try:
+            return check(parsed)
+        except ValueError as exc:
+            raise GraphQLError(str(exc)) from None
+
+    return parse_literal

@@ -7,7 +7,7 @@ from functools import lru_cache
 import graphene
 from graphql import GraphQLSchema, print_schema
 
-from gateway.api.gql.inputs import null_means_default
+from gateway.api.gql.inputs import bound_dates, null_means_default
 from gateway.api.gql.mutations import Mutation
 from gateway.api.gql.query import Query
 
@@ -16,6 +16,7 @@ from gateway.api.gql.query import Query
 def build_schema() -> graphene.Schema:
     schema = graphene.Schema(query=Query, mutation=Mutation)
     null_means_default(schema.graphql_schema)
+    bound_dates(schema.graphql_schema)
     return schema
 
 

@@ -7,27 +7,13 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator, Iterator
-from types import SimpleNamespace
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import orjson
 import pytest
-from conftest import Sim, gateway_settings, seed_world, token
-
-from tests.conftest import BACKENDS
-from tests.loopback import run_with_sessionmaker, scratch_database, serve
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def live_url(request: pytest.FixtureRequest, sims: dict[str, Sim],
-             tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One gateway on loopback per module and backend: these tests only read, or write what no other reads."""
-    with scratch_database(request.param, tmp_path_factory.mktemp("hostile")) as url:
-        run_with_sessionmaker(url, lambda sm: seed_world(SimpleNamespace(sessionmaker=sm), sims))
-        with serve(gateway_settings(url, sims)) as base:
-            yield base
+from conftest import token
 
 
 @pytest.fixture
@@ -241,3 +227,19 @@ async def test_record_event_keeps_16_levels_and_text_it_can_hold(live: httpx.Asy
     resp = await gql(live, RECORD_EVENT % "ev-ok", {"data": data}, roles="operator,reader")
     assert codes(resp) == [], resp.text
     assert (await event_data(live))["ev-ok"] == data
+
+
+@pytest.mark.parametrize(("query", "variables"), [
+    ("query Q($t: DateTime) { complaints(filter: {receivedFrom: $t}) { totalCount } }",
+     {"t": "0001-01-01T00:00:00+08:00"}),
+    ("query Q($t: DateTime) { creditFlags(since: $t) { edges { cursor } } }", {"t": "9999-12-31T23:59:59-23:59"}),
+    ('query Q($d: Date!) { kpiReport(unit: "510000", from: $d, to: "2024-01-31") { level } }', {"d": "0001-01-01"}),
+    ('{ kpiReport(unit: "510000", from: "2024-01-01", to: "9999-12-31") { level } }', None),
+    ('{ complaints(filter: {receivedTo: "0001-01-01T00:00:00+08:00"}) { totalCount } }', None),
+])
+async def test_instants_and_dates_out_of_range(live: httpx.AsyncClient, query: str,
+                                               variables: dict[str, Any] | None) -> None:
+    resp = await gql(live, query, variables, roles="reader,credit,evaluator")
+    assert resp.status_code == 400, resp.text
+    assert codes(resp) in (["BAD_USER_INPUT"], ["GRAPHQL_VALIDATION_FAILED"])
+    assert "between 1900-01-01 and 2199-12-31" in resp.text

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import string
 from collections.abc import AsyncIterator
-from datetime import UTC
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 from urllib.parse import urlencode
@@ -19,7 +19,7 @@ import httpx
 import orjson
 import pytest
 from conftest import token
-from gql_support import CALLERS, PLACES
+from gql_support import CALLERS, PLACES, USCC_A
 from graphql import (
     ArgumentNode,
     BooleanValueNode,
@@ -55,6 +55,7 @@ from hypothesis_graphql import Mode, from_schema
 
 from gateway.api.gql.schema import graphql_schema
 from gateway.core.auth import ROLES
+from gateway.core.cursor import encode_cursor
 from tests.fuzzing import budget
 
 SCHEMA: GraphQLSchema = graphql_schema()
@@ -102,9 +103,17 @@ DATA = st.one_of(
     st.just(FloatValueNode(value="1e999")),
     st.integers(1, 40).map(lambda n: node(_nested(n))),
 )
+# Strings and ids that reach something (records of the world, units, an enterprise, cursors) as well as any.
+KNOWN = [*PLACES, *CALLERS.values(), "510802001", "999999", USCC_A, "default", "R-STATION-e1",
+         encode_cursor(datetime(2024, 3, 5, tzinfo=UTC), "R-STATION"), "1", "0"]
+STRINGS = st.sampled_from(KNOWN) | TEXT
+INTS = st.sampled_from([-1, 0, 1, 2, 3, 4, 5, 50, 500, 501, 2**31 - 1, -(2**31)]) | st.integers(-(2**31), 2**31 - 1)
 CUSTOM_SCALARS = {"DateTime": INSTANTS.map(lambda v: StringValueNode(value=v)),
                   "Date": DATES.map(lambda v: StringValueNode(value=v)),
-                  "JSON": DATA}
+                  "JSON": DATA,
+                  "ID": STRINGS.map(lambda v: StringValueNode(value=v)),
+                  "String": STRINGS.map(lambda v: StringValueNode(value=v)),
+                  "Int": INTS.map(lambda v: IntValueNode(value=str(v)))}
 
 
 def _nested(levels: int) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Text and numbers the database or JSON cannot hold (records.md 1.1): U+0000, unpaired surrogates, NaN and
 Infinity, nesting past 16 levels in an event's `data`. Whichever way a record comes in — a file, a signed
 push, a sync page — it is rejected with its field named, its neighbours are stored, and SQLite and
-PostgreSQL answer the same. Everything goes through the real entry points: the CLI as a subprocess, HTTP
-over loopback, the connector against a server on loopback."""
+PostgreSQL answer the same; a unit file is refused whole, naming the line. Everything goes through the real
+entry points: the CLI as a subprocess, HTTP over loopback, the connector against a server on loopback."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ from gateway.api.ingest import sign
 from gateway.complaints.models import Complainant, Complaint, Event
 from gateway.core.settings import Settings
 from gateway.ingest.sync import sync_until_caught_up
+from gateway.units.models import OrgUnit
 from tests.conftest import Database
-from tests.factories import event, load_units, record
+from tests.factories import UNITS_CSV, event, load_units, record
 from tests.loopback import serve
 
 SECRET = "push-secret-for-text-tests"
@@ -248,3 +249,23 @@ async def test_sync_rejects_each_bad_record_by_field_and_stores_the_rest(db: Dat
         assert named in reasons[rid], (rid, reasons[rid])
     assert await stored_ids(db) == {f"OK-{i}" for i in range(10)} | set(GOOD_ODD)
     await assert_odd_ones_round_trip(db)
+
+
+# ------------------------------------------------------------------------------------------- unit files
+
+
+@pytest.mark.parametrize(("data", "status", "says"), [
+    (UNITS_CSV.replace("广元市市场监督管理局", "广元\x00市").encode(), 1, "line 4: contains U+0000"),
+    (UNITS_CSV.encode().replace("利州区市场监督管理局".encode(), b"\xed\xa0\x80"), 2, "line 5: not valid UTF-8"),
+    (UNITS_CSV.encode().replace("昭化区".encode(), b"\xff"), 2, "line 8: not valid UTF-8"),
+    (UNITS_CSV.replace("广元市市场监督管理局", "长" * 201).encode(), 1, "line 4: name is longer than 200"),
+])
+async def test_unit_files_name_the_line_and_load_nothing(db: Database, tmp_path: Path, data: bytes, status: int,
+                                                         says: str) -> None:
+    path = tmp_path / "units.csv"
+    path.write_bytes(data)
+    done = gateway(db, "import-units", str(path))
+    assert done.returncode == status and says in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "nothing was loaded" in done.stderr
+    async with db.sessionmaker() as s:
+        assert (await s.execute(select(func.count()).select_from(OrgUnit))).scalar_one() == 0

@@ -47,7 +47,8 @@ from gateway.core.state import set_state  # noqa: E402
 from gateway.core.time import parse_instant  # noqa: E402
 from gateway.ingest.units_file import import_units  # noqa: E402
 from gateway.reports.build import build_report  # noqa: E402
-from gateway.reports.facts import CONFIG_KEY, FACT_MODELS, kpi_config, rebuild_all  # noqa: E402
+from gateway.reports.facts import CONFIG_KEY, kpi_config, rebuild_all  # noqa: E402
+from gateway.reports.models import FACT_MODELS  # noqa: E402
 from gateway.units.sample import province_tree, units_csv  # noqa: E402
 from kpi.obligations import EventIn, RecordIn, derive, local_day  # noqa: E402
 

@@ -26,9 +26,17 @@ class ComplaintsConnector(BaseConnector):
         params = {"limit": str(limit)}
         if cursor:
             params["cursor"] = cursor
-        page = await self._call(
-            "changes", "GET", "/api/v1/complaints/changes", ChangesPage.model_validate, params=params
-        )
+
+        def parse(data: Any) -> ChangesPage:
+            page = ChangesPage.model_validate(data)
+            # A feed that does not advance would keep a follower asking for the same page forever.
+            if page.has_more and page.next_cursor == (cursor or ""):
+                raise ValueError("has_more with next_cursor unchanged: the feed does not advance")
+            if len(page.items) > limit:
+                raise ValueError(f"{len(page.items)} items for a limit of {limit}")
+            return page
+
+        page = await self._call("changes", "GET", "/api/v1/complaints/changes", parse, params=params)
         assert page is not None
         return page
 

@@ -29,6 +29,7 @@ class ConnectorConfig:
     min_retries_per_s: float = 3.0  # always allowed, whatever the retry budget says
     half_open_trials: int = 1  # concurrent trial calls let through a half-open circuit
     max_connections: int = 100
+    max_body_bytes: int = 64 * 1024 * 1024  # a 2xx body larger than this is a broken answer, not read further
 
     @property
     def configured(self) -> bool:

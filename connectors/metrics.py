@@ -17,7 +17,8 @@ DURATION = Histogram(
 )
 RETRIES = Counter("gateway_upstream_retries", "Retried attempts to external systems", ["system"])
 CIRCUIT_STATE = Gauge(
-    "gateway_upstream_circuit_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", ["system"]
+    "gateway_upstream_circuit_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open", ["system"],
+    multiprocess_mode="livemax",  # each worker has its own breaker: with several, the worst one shows
 )
 RETRY_BUDGET_REFUSALS = Counter(
     "gateway_upstream_retry_budget_refusals", "Retries refused because the system's retry budget was spent",

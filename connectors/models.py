@@ -10,9 +10,29 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-_ANSWER = ConfigDict(extra="ignore", frozen=True)
+# NaN and Infinity are not JSON (Python's parser takes them): an answer carrying them breaks the contract.
+_ANSWER = ConfigDict(extra="ignore", frozen=True, allow_inf_nan=False)
+
+
+def _valid_text(value: Any) -> Any:
+    """Strings of an answer must be valid Unicode: JSON's "\\ud800" escape decodes to a lone surrogate, which
+    no later answer of the gateway could encode."""
+    for text in value if isinstance(value, list) else [value]:
+        if isinstance(text, str):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError("not valid Unicode (an unpaired surrogate)") from None
+    return value
+
+
+class _Answer(BaseModel):
+    """What a system answers: unknown fields ignored, numbers finite, text valid Unicode."""
+
+    model_config = _ANSWER
+    _text = field_validator("*")(_valid_text)
 
 CaseStatus = Literal["REGISTERED", "INVESTIGATING", "PENALIZED", "CLOSED", "NOT_FILED"]
 RegistrationStatus = Literal["ACTIVE", "REVOKED", "CANCELLED"]
@@ -34,12 +54,13 @@ class ChangesPage(BaseModel):
     next_cursor: str
     has_more: bool
 
+    _cursor = field_validator("next_cursor")(_valid_text)
+
 
 # ---------------------------------------------------------------------------------------------- enforcement
 
 
-class Case(BaseModel):
-    model_config = _ANSWER
+class Case(_Answer):
     case_no: str
     lead_id: str | None = None
     complaint_ids: list[str]
@@ -60,8 +81,7 @@ class CaseLeadRequest(BaseModel):
     suggested_at: datetime
 
 
-class CaseLeadResult(BaseModel):
-    model_config = _ANSWER
+class CaseLeadResult(_Answer):
     lead_id: str
     status: Literal["PENDING_REVIEW"]
 
@@ -69,8 +89,7 @@ class CaseLeadResult(BaseModel):
 # ---------------------------------------------------------------------------------------------- credit
 
 
-class Enterprise(BaseModel):
-    model_config = _ANSWER
+class Enterprise(_Answer):
     uscc: str
     name: str
     legal_representative: str | None = None
@@ -82,8 +101,7 @@ class Enterprise(BaseModel):
     updated_at: AwareDatetime
 
 
-class ComplaintFlag(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+class ComplaintFlag(_Answer):  # also what the gateway sends: the same checks hold both ways
     flag_id: str
     uscc: str
     reason: FlagReason
@@ -95,8 +113,7 @@ class ComplaintFlag(BaseModel):
     issued_at: AwareDatetime
 
 
-class FlagReceipt(BaseModel):
-    model_config = _ANSWER
+class FlagReceipt(_Answer):
     flag_id: str
     received_at: AwareDatetime
 
@@ -114,14 +131,12 @@ class IncidentRequest(BaseModel):
     reported_at: datetime
 
 
-class IncidentResult(BaseModel):
-    model_config = _ANSWER
+class IncidentResult(_Answer):
     incident_id: str
     status: Literal["REPORTED"]
 
 
-class Incident(BaseModel):
-    model_config = _ANSWER
+class Incident(_Answer):
     incident_id: str
     complaint_ids: list[str]
     status: IncidentStatus

@@ -7,16 +7,24 @@ Several small pools, each request going to the least busy one, keep every scan s
 
 from __future__ import annotations
 
+import functools
 import math
+import ssl
 
 import httpx
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    # Loading the CA bundle costs tens of milliseconds of CPU: once per process, not once per shard and client.
+    return httpx.create_ssl_context()
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
     def __init__(self, max_connections: int, shards: int = 10) -> None:
         per_shard = max(1, math.ceil(max_connections / shards))
         limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard)
-        self._shards = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(shards)]
+        self._shards = [httpx.AsyncHTTPTransport(limits=limits, verify=_tls()) for _ in range(shards)]
         self._busy = [0] * shards
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -146,6 +146,13 @@ class WorkCalendar:
             raise CalendarError(f"{n} working days after {day} is beyond {LAST_YEAR}")
         return self._workdays[k]
 
+    def workdays_between(self, first: date, last: date) -> int:
+        """The number of working days d with first < d <= last (0 when last <= first): the days left from
+        `first` to a due date `last` (supervision.md `days_left`)."""
+        if last <= first:
+            return 0
+        return self._count[self._index(last)] - self._count[self._index(first)]
+
     def fallback_years(self, years: Iterable[int]) -> list[int]:
         """The years among `years` that have no official source and use Monday–Friday."""
         return sorted(y for y in set(years) if y not in self.covered_years)

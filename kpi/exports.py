@@ -1,8 +1,9 @@
 """The KPI report document (interfaces.md) rendered as CSV, an Excel workbook, or a terminal table.
 
 CSV is for tools: one flat line per row with English column names and unrounded rates, the total last.
-The workbook is for people: percentages, Chinese headers above the English names, a bar chart of the
-subordinate units' scores, and a sheet stating the report's parameters.
+The workbook is for people: one Chinese header row with an autofilter, percentages and thousands separators,
+a bar chart of the subordinate units' scores, and a sheet stating the report's parameters and the columns'
+machine keys. Both are safe to open: text never runs as a formula (interfaces.md 1.1).
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ import csv
 import io
 import unicodedata
 from collections.abc import Callable, Mapping
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.chart import BarChart, Reference
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
@@ -32,6 +36,14 @@ OBLIGATION_NAMES = {
     "R_REPLY": "举报按时告知率",
 }
 KIND_NAMES = {"COMPLAINT": "投诉", "REPORT": "举报", "INQUIRY": "咨询", "SUGGESTION": "意见建议"}
+# The row's `supervision` block (supervision.md): (key, Chinese header, kind)
+SUPERVISION_COLUMNS = (
+    ("issued", "督办件数", "int"),
+    ("responded_on_time", "按时反馈", "int"),
+    ("responded_late", "超时反馈", "int"),
+    ("overdue", "逾期未反馈", "int"),
+    ("rate", "督办按时反馈率", "pct"),
+)
 
 def _path(*keys: str) -> Callable[[Row], Any]:
     """A getter for a nested value, e.g. _path("timeliness_by_obligation", "C_ACCEPT", "rate")."""
@@ -66,9 +78,17 @@ PEOPLE_COLUMNS: list[_Column] = [
     ("mediation_success_rate", "调解成功率", lambda r: r["mediation_success_rate"], "pct"),
     ("case_filing_rate", "举报立案率", lambda r: r["case_filing_rate"], "pct"),
     ("recovered_amount", "挽回经济损失(元)", lambda r: Decimal(r["recovered_amount"]), "money"),
+    *((f"supervision.{k}", name, _path("supervision", k), kind) for k, name, kind in SUPERVISION_COLUMNS),
     ("score", "得分", lambda r: r["score"], "score"),
     ("rank", "排名", lambda r: r["rank"], "int"),
 ]
+
+
+# the people-facing column's name in the CSV, where the two differ
+CSV_KEYS = {"code": "unit_code", "name": "unit_name",
+            **{k: f"received_by_kind.{k}" for k in KINDS},
+            **{f"{c}.rate": f"timeliness_by_obligation.{c}.rate" for c in OBLIGATIONS}}
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
 def csv_columns() -> list[tuple[str, Callable[[Row], Any]]]:
@@ -90,85 +110,165 @@ def csv_columns() -> list[tuple[str, Callable[[Row], Any]]]:
     cols += [
         (name, _path(name))
         for name in ("reply_rate", "callback_rate", "satisfaction_rate", "mediation_success_rate",
-                     "case_filing_rate", "recovered_amount", "score", "rank")
+                     "case_filing_rate", "recovered_amount")
     ]
+    cols += [(f"supervision.{k}", _path("supervision", k)) for k, _, _ in SUPERVISION_COLUMNS]
+    cols += [(name, _path(name)) for name in ("score", "rank")]
     return cols
 
 
-def to_csv(doc: Mapping[str, Any]) -> str:
-    """Header, one line per unit row in report order, then the total (`row` = unit | total)."""
+# Exports are safe to open (interfaces.md 1.1): a text cell starting with one of these would be read by a
+# spreadsheet as a formula (=, +, -, @) or, after its leading tab/CR is trimmed, as one.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_TEXT_COLUMNS_NUMERIC = {"recovered_amount"}  # text in the document, a number to a reader: never prefixed
+BOM = "\ufeff"
+
+
+def literal_text(value: str) -> str:
+    """A CSV text cell as a reader's spreadsheet will take it literally: prefixed with `'` when it starts with
+    a formula trigger (=, +, -, @, tab, carriage return); unchanged otherwise."""
+    return "'" + value if value.startswith(FORMULA_TRIGGERS) else value
+
+
+def export_filename(doc: Mapping[str, Any], fmt: str) -> str:
+    """The download name of a report: kpi-<unit>-L<level>-<from>-<to>.<fmt> (ASCII: codes and dates only)."""
+    return f"kpi-{doc['unit']['code']}-L{doc['level']}-{doc['from']}-{doc['to']}.{fmt}"
+
+
+def to_csv(doc: Mapping[str, Any]) -> bytes:
+    """The report as CSV bytes, the same from REST, CLI and page: UTF-8 with a byte-order mark (Excel opens
+    Chinese names right on a double-click); a header of machine keys, one line per unit row in report order,
+    then the total (`row` = unit | total); rates unrounded; text cells that could run as formulas prefixed `'`."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")
     cols = csv_columns()
     writer.writerow(["row", *(name for name, _ in cols)])
     for kind, row in [*(("unit", r) for r in doc["rows"]), ("total", doc["total"])]:
-        writer.writerow([kind, *("" if (v := get(row)) is None else repr(v) if isinstance(v, float) else v
-                                 for _, get in cols)])
-    return out.getvalue()
+        cells: list[Any] = [kind]
+        for name, get in cols:
+            value = get(row)
+            if value is None:
+                value = ""
+            elif isinstance(value, float):
+                value = repr(value)
+            elif isinstance(value, str) and name not in _TEXT_COLUMNS_NUMERIC:
+                value = literal_text(value)
+            cells.append(value)
+        writer.writerow(cells)
+    return (BOM + out.getvalue()).encode("utf-8")
 
 
 def _parameters(doc: Mapping[str, Any], scheme_weights: Mapping[str, float] | None) -> list[tuple[str, str, Any]]:
     unit = doc["unit"]
     weights = ", ".join(f"{k} {v:g}" for k, v in (scheme_weights or {}).items())
+    as_of = datetime.fromisoformat(doc["as_of"]).astimezone(SHANGHAI)
     return [
-        ("unit", "被评价单位", f"{unit['code']} {unit['name']} (level {unit['level']})"),
+        ("unit", "被评价单位", f"{unit['code']} {unit['name']}"),
+        ("unit_level", "被评价单位层级", unit["level"]),
         ("level", "评价层级", doc["level"]),
-        ("from", "起始日期", doc["from"]),
-        ("to", "截止日期", doc["to"]),
-        ("as_of", "统计时点", doc["as_of"]),
+        ("from", "起始日期", date.fromisoformat(doc["from"])),
+        ("to", "截止日期", date.fromisoformat(doc["to"])),
+        ("as_of", "统计时点（北京时间 UTC+8）", as_of.replace(tzinfo=None)),
         ("scheme", "评分方案", f"{doc['scheme']}: {weights}" if weights else doc["scheme"]),
-        ("calendar_complete", "工作日历完整", "是 yes" if doc["calendar_complete"] else
-         "否 no: some years use Monday–Friday"),
+        ("calendar_complete", "工作日历完整", "是" if doc["calendar_complete"] else
+         "否：部分年份无官方节假日安排，按周一至周五计算"),
         ("policy_versions", "时限政策版本", ", ".join(doc["policy_versions"]) or "-"),
         ("standard", "统计标准", "kpi.md version 1 (一个标准统计)"),
     ]
 
 
+_FORMATS = {"int": "#,##0", "pct": "0.00%", "money": "#,##0.00", "score": "0.00"}
+
+
+def _put(ws: Worksheet, row: int, col: int, value: Any) -> Any:
+    """Write one cell; text is always a literal string (never a formula, whatever it starts with)."""
+    cell = ws.cell(row=row, column=col)
+    if isinstance(value, str):
+        value = ILLEGAL_CHARACTERS_RE.sub("", value)  # control characters an XLSX file cannot hold
+        cell.value = value
+        cell.data_type = "s"  # openpyxl would store "=..." as a formula
+        if value.startswith(FORMULA_TRIGGERS):
+            cell.quotePrefix = True  # and Excel keeps it text when the cell is edited
+    else:
+        cell.value = value
+    return cell
+
+
 def to_xlsx(doc: Mapping[str, Any], scheme_weights: Mapping[str, float] | None = None) -> bytes:
+    """The report as an Excel workbook for people: one header row (Chinese) with an autofilter, one row per
+    unit, the total below them; counts with thousands separators, rates as percentages; a chart of the scores
+    (or a note when the report is empty); a sheet of the parameters (dates as dates) and of the columns'
+    machine keys (the CSV's names)."""
     wb = Workbook()
     ws: Worksheet = wb.worksheets[0]
     ws.title = "报表 Report"
     bold = Font(bold=True)
     head_fill = PatternFill("solid", fgColor="DDEBF7")
-    for col, (english, chinese, _, _) in enumerate(PEOPLE_COLUMNS, start=1):
-        for row_no, text in ((1, chinese), (2, english)):
-            cell = ws.cell(row=row_no, column=col, value=text)
-            cell.font, cell.fill = bold, head_fill
-            cell.alignment = Alignment(horizontal="center", wrap_text=True)
-        ws.column_dimensions[get_column_letter(col)].width = 28 if english == "name" else 14
+    for col, (_, chinese, _, _) in enumerate(PEOPLE_COLUMNS, start=1):
+        cell = _put(ws, 1, col, chinese)
+        cell.font, cell.fill = bold, head_fill
+        cell.alignment = Alignment(horizontal="center", vertical="center", wrap_text=True)
+        ws.column_dimensions[get_column_letter(col)].width = 28 if col == 2 else 13
     rows = list(doc["rows"])
-    for r_index, row in enumerate([*rows, doc["total"]], start=3):
-        is_total = r_index == len(rows) + 3
-        for col, (_, _, get, kind) in enumerate(PEOPLE_COLUMNS, start=1):
+    last_unit_row = len(rows) + 1
+    for r_index, row in enumerate([*rows, doc["total"]], start=2):
+        is_total = r_index == last_unit_row + 1
+        for col, (english, _, get, kind) in enumerate(PEOPLE_COLUMNS, start=1):
             value = get(row)
-            if is_total and col == 1:
-                value = f"合计 total ({row['unit']['code']})"
-            data_cell = ws.cell(row=r_index, column=col, value=value)
-            data_cell.number_format = {"pct": "0.00%", "money": "#,##0.00", "score": "0.00"}.get(kind, "General")
+            if is_total and english == "name":
+                value = f"合计 {row['unit']['name']}"
+            cell = _put(ws, r_index, col, value)
+            cell.number_format = _FORMATS.get(kind, "General")
             if is_total:
-                data_cell.font = bold
-    ws.freeze_panes = "C3"
+                cell.font = bold
+    ws.freeze_panes = "C2"
+    ws.auto_filter.ref = f"A1:{get_column_letter(len(PEOPLE_COLUMNS))}{max(2, last_unit_row)}"
 
-    score_col = next(i for i, c in enumerate(PEOPLE_COLUMNS, start=1) if c[0] == "score")
-    if rows:
+    empty = not rows or doc["total"]["received"] == 0
+    note_row = last_unit_row + 3
+    if empty:
+        _put(ws, note_row, 1, f"所选期间（{doc['from']} 至 {doc['to']}）内没有受理记录：没有可评价的数据，未绘制图表。")
+        ws.cell(row=note_row, column=1).font = bold
+    else:
+        score_col = next(i for i, c in enumerate(PEOPLE_COLUMNS, start=1) if c[0] == "score")
         chart = BarChart()
         chart.type = "bar"
-        chart.title = "下级单位得分 Scores of subordinate units"
-        chart.y_axis.title = "得分 score"
+        chart.title = "下级单位得分"
+        chart.y_axis.title = "得分"
+        chart.x_axis.title = "单位"
         chart.legend = None
-        chart.add_data(Reference(ws, min_col=score_col, min_row=2, max_row=len(rows) + 2), titles_from_data=True)
-        chart.set_categories(Reference(ws, min_col=2, min_row=3, max_row=len(rows) + 2))
+        # openpyxl >= 3.1 marks axes deleted unless told otherwise: they would render without labels
+        chart.x_axis.delete = False
+        chart.y_axis.delete = False
+        scores = [r["score"] for r in rows if r["score"] is not None]
+        if scores:  # an axis fitted to the scores: bunched between 85 and 95 they are not bars from 0
+            chart.y_axis.scaling.min = max(0, (min(scores) // 5) * 5 - 5)
+            chart.y_axis.scaling.max = 100
+        chart.y_axis.numFmt = "0"
+        chart.add_data(Reference(ws, min_col=score_col, min_row=1, max_row=last_unit_row), titles_from_data=True)
+        chart.set_categories(Reference(ws, min_col=2, min_row=2, max_row=last_unit_row))
         chart.height, chart.width = max(7.5, 0.6 * len(rows)), 18
-        ws.add_chart(chart, f"A{len(rows) + 6}")
+        ws.add_chart(chart, f"A{note_row}")
 
     params = wb.create_sheet("参数 Parameters")
-    params.append(["参数", "parameter", "value"])
-    for col in (1, 2, 3):
-        params.cell(row=1, column=col).font = bold
-    for english, chinese, value in _parameters(doc, scheme_weights):
-        params.append([chinese, english, value])
-    params.column_dimensions["A"].width, params.column_dimensions["B"].width = 16, 20
-    params.column_dimensions["C"].width = 60
+    for col, text in enumerate(("参数", "key", "值"), start=1):
+        _put(params, 1, col, text).font = bold
+    for r_index, (english, chinese, value) in enumerate(_parameters(doc, scheme_weights), start=2):
+        _put(params, r_index, 1, chinese)
+        _put(params, r_index, 2, english)
+        cell = _put(params, r_index, 3, value)
+        if isinstance(value, datetime):
+            cell.number_format = "yyyy-mm-dd hh:mm:ss"
+        elif isinstance(value, date):
+            cell.number_format = "yyyy-mm-dd"
+    start = len(_parameters(doc, scheme_weights)) + 3
+    for col, text in enumerate(("报表列", "key（与 CSV 列名相同）"), start=1):
+        _put(params, start, col, text).font = bold
+    for offset, (english, chinese, _, _) in enumerate(PEOPLE_COLUMNS, start=1):
+        _put(params, start + offset, 1, chinese)
+        _put(params, start + offset, 2, CSV_KEYS.get(english, english))
+    params.column_dimensions["A"].width, params.column_dimensions["B"].width = 26, 36
+    params.column_dimensions["C"].width = 50
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()

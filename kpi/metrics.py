@@ -43,6 +43,8 @@ class RowCounts:
     decided: int = 0
     case_filed: int = 0
     recovered_cents: int = 0
+    # supervision orders on the row's records (supervision.md): [issued, on_time, late, overdue]
+    supervision: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
 
     def add(self, other: RowCounts) -> None:
         for name in ("received", "reply_owed", "replied", "concluded", "called_back", "callback_reachable",
@@ -57,6 +59,7 @@ class RowCounts:
             mine_counts = self.obligations.setdefault(code, [0, 0, 0])
             for i in range(3):
                 mine_counts[i] += counts[i]
+        self.supervision = [a + b for a, b in zip(self.supervision, other.supervision, strict=True)]
 
 
 def rate(numerator: int, denominator: int) -> float | None:
@@ -80,6 +83,7 @@ def rates_of(counts: RowCounts) -> dict[str, float | None]:
         "satisfaction_rate": rate(counts.satisfied, counts.callback_reachable),
         "mediation_success_rate": rate(counts.mediation_succeeded, counts.mediation_outcomes),
         "case_filing_rate": rate(counts.case_filed, counts.decided),
+        "supervision_rate": rate(counts.supervision[1], sum(counts.supervision[1:])),
     }
 
 
@@ -107,6 +111,13 @@ def build_row(unit: dict[str, Any], counts: RowCounts, scheme: Scheme) -> dict[s
         "mediation_success_rate": rates["mediation_success_rate"],
         "case_filing_rate": rates["case_filing_rate"],
         "recovered_amount": money(counts.recovered_cents),
+        "supervision": {
+            "issued": counts.supervision[0],
+            "responded_on_time": counts.supervision[1],
+            "responded_late": counts.supervision[2],
+            "overdue": counts.supervision[3],
+            "rate": rates["supervision_rate"],
+        },
         "score": score(rates, scheme),
         "rank": None,
     }

@@ -38,6 +38,7 @@ RATES = (
     "satisfaction_rate",
     "mediation_success_rate",
     "case_filing_rate",
+    "supervision_rate",  # supervision orders answered on time (supervision.md)
 )
 DEFAULT_SCHEME = "default"
 

@@ -72,7 +72,8 @@ def _state(fulfilled: datetime | None, due: date, as_of: datetime) -> str:
 
 
 def record_counts(rec: Rec, as_of: datetime, cal: WorkCalendar, pol: Policies, used: set[str],
-                  dues: list[date]) -> RowCounts:
+                  dues: list[date], states: list[tuple[str, date, str]] | None = None) -> RowCounts:
+    """The record's counts at `as_of`; `states` (when given) collects each obligation's (code, due, state)."""
     c = RowCounts(received=1, recovered_cents=rec.recovered_cents)
     c.by_kind[rec.kind] += 1
     c.by_channel[rec.channel] += 1
@@ -87,6 +88,8 @@ def record_counts(rec: Rec, as_of: datetime, cal: WorkCalendar, pol: Policies, u
         used.add(version.version)
         dues.append(due)
         state = _state(fulfilled, due, as_of)
+        if states is not None:
+            states.append((code, due, state))
         if state != "PENDING":
             c.obligations[code][("ON_TIME", "LATE", "OVERDUE").index(state)] += 1
 

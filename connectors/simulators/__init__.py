@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from connectors.simulators import complaints, credit, emergency, enforcement
-from connectors.simulators.base import Faults, SimLayer
+from connectors.simulators.base import Canned, Faults, SimLayer
+from connectors.simulators.complaints import push, sign
 from connectors.simulators.data import (
     SAMPLE_UNITS,
     cases_from_records,
@@ -28,6 +29,7 @@ FACTORIES: dict[str, Any] = {
 __all__ = [
     "FACTORIES",
     "SAMPLE_UNITS",
+    "Canned",
     "Faults",
     "SimLayer",
     "ThreadedServer",
@@ -35,7 +37,9 @@ __all__ = [
     "enterprise_for",
     "generate_records",
     "make_uscc",
+    "push",
     "run_in_thread",
     "sample_handling_units",
     "sample_units_csv",
+    "sign",
 ]

@@ -41,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     data.add_argument("--units-csv", type=Path, help="org-unit CSV (records.md): records are handled by its "
                       "level 4-5 units; default: a small built-in Sichuan tree")
     data.add_argument("--advance-s", type=float, help="emergency: move incidents one status on every N seconds")
+    data.add_argument("--push-url", help="complaints: also push records put through /_sim/records to this ingest "
+                      "URL (e.g. http://127.0.0.1:8000/api/v1/ingest/complaints), signed with --push-secret")
+    data.add_argument("--push-secret", help="complaints: the HMAC key of pushes (GATEWAY_INGEST_SECRET)")
     f = p.add_argument_group("faults (also settable at run time: POST /_sim/faults)")
     f.add_argument("--latency-ms", type=float, default=0)
     f.add_argument("--jitter-ms", type=float, default=0, help="random extra latency, uniform 0..N ms")
@@ -81,7 +84,7 @@ def load_records(args: argparse.Namespace) -> list[dict[str, Any]]:
 def build(system: str, args: argparse.Namespace, records: list[dict[str, Any]]) -> Any:
     common: dict[str, Any] = {"token": args.token, "faults": faults_from(args), "seed": args.seed}
     if system == "complaints":
-        return complaints.create_app(records, **common)
+        return complaints.create_app(records, push_url=args.push_url, push_secret=args.push_secret, **common)
     if system == "enforcement":
         return enforcement.create_app(cases_from_records(records, args.seed), **common)
     if system == "credit":

@@ -11,6 +11,7 @@ Control routes (never faulted, never authenticated), on every simulator:
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import random
@@ -27,13 +28,33 @@ from pydantic import BaseModel, Field
 from starlette.types import Message, Receive, Scope, Send
 
 
+class Canned(BaseModel):
+    """An answer of the test's choosing, for the "canned" fault: any status, headers and body through the
+    server (`status`, `headers`, `body` or `body_b64`; Content-Type defaults to JSON, Content-Length is set
+    unless given), or, with `raw_b64`, any bytes at all written to the socket as the answer (status line and
+    headers included, framing as broken as wanted), after which the connection is closed. `drip_s` sends the
+    body (or the raw bytes) `drip_bytes` at a time with that pause between: an answer that trickles."""
+
+    status: int = Field(default=200, ge=100, le=999)
+    headers: list[tuple[str, str]] = Field(default_factory=list)
+    body: str = ""
+    body_b64: str | None = None
+    raw_b64: str | None = None
+    drip_s: float = Field(default=0, ge=0)
+    drip_bytes: int = Field(default=1, ge=1)
+
+    def body_bytes(self) -> bytes:
+        return base64.b64decode(self.body_b64) if self.body_b64 is not None else self.body.encode()
+
+
 class Faults(BaseModel):
     """What goes wrong, applied to /api/ requests only. `script` is consumed first, one entry per request;
     then the rates apply. An entry or outage is "ok" (no fault), a status ("503"), "reset" (TCP RST before
     answering), "close" (FIN, no answer), "hang" (answer after `hang_s`), "malformed" (200 with invalid
     JSON), "badshape" (200, valid JSON of the wrong shape), "truncate" (headers, half the body, then RST),
-    or any of these suffixed "-after": the request is processed first (the effect happens), then the
-    answer is lost that way."""
+    "canned" (the next answer of `canned`: each is served once, the last one again and again), or any of
+    these suffixed "-after": the request is processed first (the effect happens), then the answer is lost
+    or replaced that way."""
 
     latency_ms: float = Field(default=0, ge=0)
     jitter_ms: float = Field(default=0, ge=0)  # uniform 0..jitter added to latency
@@ -48,6 +69,7 @@ class Faults(BaseModel):
     truncate_rate: float = Field(default=0, ge=0, le=1)
     hang_s: float = 30.0
     script: list[str] = Field(default_factory=list)
+    canned: list[Canned] = Field(default_factory=list)
 
 
 @dataclass
@@ -278,8 +300,44 @@ class SimLayer:
             _reset(send)
         elif action == "close":
             _reset(send, graceful=True)
+        elif action == "canned" and f.canned:
+            canned = f.canned.pop(0) if len(f.canned) > 1 else f.canned[0]
+            await _send_canned(send, canned)
         else:  # "reset" and anything unknown: drop the connection with a TCP RST
             _reset(send)
+
+
+async def _send_canned(send: Send, canned: Canned) -> None:
+    if canned.raw_b64 is not None:
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        if transport is None:
+            raise ConnectionResetError("cannot write raw bytes (no transport)")
+        raw = base64.b64decode(canned.raw_b64)
+        step = canned.drip_bytes if canned.drip_s else len(raw) or 1
+        for i in range(0, len(raw), step):
+            if transport.is_closing():
+                return
+            transport.write(raw[i : i + step])
+            if canned.drip_s:
+                await asyncio.sleep(canned.drip_s)
+        transport.close()
+        _answered_by_hand(send)
+        return
+    body = canned.body_bytes()
+    headers = [(k.lower().encode(), v.encode()) for k, v in canned.headers]
+    names = {k for k, _ in headers}
+    if b"content-type" not in names:
+        headers.append((b"content-type", b"application/json"))
+    if b"content-length" not in names and b"transfer-encoding" not in names:
+        headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": canned.status, "headers": headers})
+    if not canned.drip_s:
+        await send({"type": "http.response.body", "body": body})
+        return
+    for i in range(0, len(body), canned.drip_bytes):
+        await send({"type": "http.response.body", "body": body[i : i + canned.drip_bytes], "more_body": True})
+        await asyncio.sleep(canned.drip_s)
+    await send({"type": "http.response.body", "body": b""})
 
 
 async def _send_raw(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -292,6 +350,14 @@ async def _send_json(send: Send, status: int, data: Any, extra: list[tuple[bytes
     await _send_raw(send, status, json.dumps(data, ensure_ascii=False).encode(), extra)
 
 
+def _answered_by_hand(send: Send) -> None:
+    """Tell uvicorn's request cycle that the answer went out (it went straight to the socket), so that it
+    neither logs "returned without starting response" nor tries a 500 on the closed connection."""
+    cycle = getattr(send, "__self__", None)
+    if cycle is not None and hasattr(cycle, "response_complete"):
+        cycle.response_started = cycle.response_complete = True
+
+
 def _reset(send: Send, graceful: bool = False) -> None:
     """Drop the connection under this request. uvicorn's `send` is a bound method of its per-request cycle,
     which holds the transport; SO_LINGER 0 turns the close into a RST, as a crashed peer or a middlebox does.
@@ -299,6 +365,7 @@ def _reset(send: Send, graceful: bool = False) -> None:
     transport = getattr(getattr(send, "__self__", None), "transport", None)
     if transport is None:
         raise ConnectionResetError("injected reset (no transport to abort)")
+    _answered_by_hand(send)
     if graceful:
         transport.close()
         return

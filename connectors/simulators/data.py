@@ -319,6 +319,8 @@ def generate_records(
             "amount_involved": amount,
             "recovered_amount": recovered,
             "events": life.events,
+            # The record's version (records.md 1.1): the platform last changed it with its last event.
+            "updated_at": life.events[-1]["at"] if life.events else _ts(received),
         })
     return records
 

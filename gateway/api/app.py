@@ -9,12 +9,11 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 
-from gateway.api.gql.http import router as graphql_router
-from gateway.api.ingest import router as ingest_router
-from gateway.api.reports import router as reports_api_router
-from gateway.api.reports_page import router as reports_page_router
+from gateway.api import ingest, reports, reports_page, session
+from gateway.api.gql import graphiql, http
 from gateway.core import observability
 from gateway.core.db import make_engine, make_sessionmaker
 from gateway.core.migrate import current_revision, head_revision, migrate
@@ -50,13 +49,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await upstreams.aclose()
             await engine.dispose()
 
-    app = FastAPI(title="12315 gateway", version="1", lifespan=lifespan)
+    # /docs and /redoc from the assets of the installed fastapi-offline wheel, never a CDN (intranets).
+    app = FastAPIOffline(title="12315 gateway", version="1", lifespan=lifespan, static_url="/static/docs",
+                         favicon_url="/static/docs/favicon.png")
+    graphiql.mount(app)
     app.state.settings = settings
-    app.include_router(ingest_router)
-    app.include_router(reports_api_router)
-    app.include_router(reports_page_router)
+    app.include_router(ingest.router)
+    app.include_router(reports.router)
+    app.include_router(reports_page.router)
+    session.install(app, settings)  # sign-in, session cookie and CSRF of the pages
     observability.install(app)
-    app.include_router(graphql_router)
+    app.include_router(http.router)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

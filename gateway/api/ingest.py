@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from gateway.api import openapi
 from gateway.core.db import transaction
 from gateway.core.jsontext import JSONInputError, decode
 from gateway.ingest.store import ingest_raw
@@ -68,7 +69,7 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-@router.post("/api/v1/ingest/complaints")
+@router.post("/api/v1/ingest/complaints", response_model=None, **openapi.INGEST)
 async def ingest_complaints(request: Request) -> JSONResponse:
     settings = request.app.state.settings
     if settings.ingest_secret is None:

@@ -11,13 +11,15 @@ import time
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from gateway.api import openapi
 from gateway.api.auth import SignIn, bearer_sign_in
 from gateway.core.auth import AuthError
 from gateway.core.observability import REPORT_DURATION
 from gateway.reports.arguments import report_arguments
 from gateway.reports.build import KpiConfigError, ReportError, build_report, load_config
+from gateway.supervision.report import count_orders
 from gateway.units.jurisdiction import caller_sees_unit
-from kpi.exports import to_csv, to_xlsx
+from kpi.exports import export_filename, to_csv, to_xlsx
 
 router = APIRouter()
 
@@ -34,7 +36,7 @@ def error(code: str, message: str) -> JSONResponse:
                         status_code=_STATUS[code])
 
 
-@router.get("/api/v1/kpi/report", response_model=None)
+@router.get("/api/v1/kpi/report", response_model=None, dependencies=[Depends(openapi.bearer)], **openapi.REPORT)
 async def kpi_report(request: Request, caller: SignIn = Depends(bearer_sign_in)) -> Response:
     if isinstance(caller, AuthError):
         return error("UNAUTHENTICATED", str(caller))
@@ -55,7 +57,7 @@ async def kpi_report(request: Request, caller: SignIn = Depends(bearer_sign_in))
             if not await caller_sees_unit(session, caller.unit, unit):
                 # an unknown unit gets the same answer as a foreign one: codes are not revealed
                 return error("FORBIDDEN", f"unit {unit} is not your unit {caller.unit} nor below it")
-            doc = await build_report(session, unit=unit, config=config, **params)
+            doc = await build_report(session, unit=unit, config=config, orders=count_orders, **params)
     except ReportError as exc:
         return error(exc.code, str(exc))
     except KpiConfigError as exc:
@@ -63,7 +65,7 @@ async def kpi_report(request: Request, caller: SignIn = Depends(bearer_sign_in))
     if fmt == "json":
         REPORT_DURATION.labels(fmt).observe(time.perf_counter() - started)
         return JSONResponse(doc)
-    name = f"kpi-{doc['unit']['code']}-L{doc['level']}-{doc['from']}-{doc['to']}.{fmt}"
-    body: str | bytes = to_csv(doc) if fmt == "csv" else to_xlsx(doc, config.policies.scheme(doc["scheme"]).weights)
+    name = export_filename(doc, fmt)
+    body = to_csv(doc) if fmt == "csv" else to_xlsx(doc, config.policies.scheme(doc["scheme"]).weights)
     REPORT_DURATION.labels(fmt).observe(time.perf_counter() - started)
     return Response(body, media_type=FORMATS[fmt], headers={"Content-Disposition": f'attachment; filename="{name}"'})

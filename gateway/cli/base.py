@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
+
+from sqlalchemy.engine import make_url
 
 from gateway.core.db import make_engine, make_sessionmaker
 from gateway.core.migrate import migrate
@@ -24,7 +27,9 @@ class CommandError(Exception):
         self.status = status
 
 
-Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+# Most commands are coroutines run by main(); a plain function runs as is (`serve --workers N` must start
+# uvicorn's process supervisor on the main thread, outside any event loop).
+Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int] | int]
 COMMANDS: dict[str, Handler] = {}
 
 
@@ -34,6 +39,16 @@ def command(name: str) -> Callable[[Handler], Handler]:
         return fn
 
     return register
+
+
+def require_database(settings: Settings) -> None:
+    """Commands that only read refuse an SQLite file that does not exist (opening it would leave an empty
+    database behind and answer "unknown unit"): CommandError saying where to point them."""
+    url = make_url(settings.database_url)
+    path = url.database or ""
+    if url.get_backend_name() == "sqlite" and path and path != ":memory:" and not Path(path).exists():
+        raise CommandError(f"no database at {path}: set GATEWAY_DATABASE_URL (gateway demo prints the export "
+                           "line for its database), or create one with gateway migrate")
 
 
 async def open_store(settings: Settings) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import secrets
+import shlex
 import sys
 from datetime import date, timedelta
 from pathlib import Path
@@ -37,9 +38,9 @@ from gateway.units.sample import province_tree, units_csv
 
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("demo", help="the whole system on one machine, no set-up")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--records", type=int, default=20000)
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="TCP port of the gateway (default 8000)")
+    p.add_argument("--records", type=int, default=20000, help="synthetic records to generate (default 20000)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
 
 
 @command("demo")
@@ -95,7 +96,10 @@ async def run_demo(args: argparse.Namespace, base: Settings) -> int:
             **{f"{name}_token": SecretStr(sim_token) for name in servers},
         })
         await _load(settings, rows)
-        _print_welcome(settings, args, jwt_secret, servers)
+        from gateway.cli.demo_supervision import seed_supervision
+
+        supervision = await seed_supervision(settings)
+        _print_welcome(settings, args, jwt_secret, servers, supervision)
         from gateway.api.app import create_app
 
         config = uvicorn.Config(create_app(settings), host=args.host, port=args.port, log_level="warning",
@@ -135,7 +139,9 @@ async def _load(settings: Settings, rows: list[tuple[str, str, int, str]]) -> No
 
 
 def _print_welcome(settings: Settings, args: argparse.Namespace, jwt_secret: str,
-                   servers: dict[str, ThreadedServer]) -> None:
+                   servers: dict[str, ThreadedServer], supervision: dict[str, Any]) -> None:
+    from gateway.cli.demo_supervision import banner
+
     base = f"http://{args.host}:{args.port}"
     ttl = 30 * 86400
     city = "510800"  # 广元市
@@ -145,24 +151,38 @@ def _print_welcome(settings: Settings, args: argparse.Namespace, jwt_secret: str
         f"evaluator at a city ({city})": mint_token(jwt_secret, "eval-guangyuan", city, ["evaluator"], ttl),
         "operator (510000)": mint_token(jwt_secret, "operator-sichuan", "510000", ["reader", "operator"], ttl),
         "credit system (100000)": mint_token(jwt_secret, "credit-supervision", "100000", ["credit"], ttl),
+        "supervisor at the province (510000)": mint_token(jwt_secret, "supervisor-sichuan", "510000",
+                                                          ["supervisor", "reader"], ttl),
+        f"operator at a city ({city})": mint_token(jwt_secret, "operator-guangyuan", city, ["reader", "operator"],
+                                                   ttl),
     }
     year = date.today().year
+    ingest = settings.ingest_secret.get_secret_value() if settings.ingest_secret else ""
     lines = [
         "",
         "12315 gateway demo is running. Ctrl-C stops it; starting it again reuses ./demo-data.",
         f"  GraphQL (GraphiQL in a browser): {base}/graphql",
         f"  KPI report: {base}/api/v1/kpi/report?unit=510000&level=3&from={year}-01-01&to={date.today()}&format=json",
-        f"  Evaluators' page: {base}/reports",
+        f"  Evaluators' page: {base}/reports (sign in at {base}/login with an evaluator token below)",
         f"  Metrics: {base}/metrics   Health: {base}/healthz {base}/readyz",
         "  Simulators: " + ", ".join(f"{name} {server.url}" for name, server in servers.items()),
+        *banner(supervision),
         f"  JWT secret (GATEWAY_JWT_SECRET): {jwt_secret}",
         "Tokens (Authorization: Bearer …), valid 30 days:",
         *(f"  {who}:\n    {token}" for who, token in tokens.items()),
+        "In another terminal in this folder, these lines point `gateway` at this demo (as the README's examples do):",
+        f"  export GATEWAY_DATABASE_URL={shlex.quote(settings.database_url)}",
+        f"  export GATEWAY_JWT_SECRET={shlex.quote(jwt_secret)}",
+        f"  export GATEWAY_INGEST_SECRET={shlex.quote(ingest)}",
+        f"  export GATEWAY_URL={base}",
         "Try:",
         f"  curl -s {base}/graphql -H 'Content-Type: application/json' \\",
         f"    -H 'Authorization: Bearer {tokens['external system (reader, 四川省)']}' \\",
         "    -d '{\"query\": \"{ complaints(first: 3) { nodes { id kind receivedAt "
         "enterprise { creditProfile { name riskLevel } } } } }\"}'",
+        f"  curl -s {base}/graphql -H 'Content-Type: application/json' \\",
+        f"    -H 'Authorization: Bearer {tokens['supervisor at the province (510000)']}' \\",
+        "    -d '{\"query\": \"{ deadlineLights(unit: \\\"510000\\\") { unit { name } red yellow green } }\"}'",
         "",
     ]
     print("\n".join(lines), flush=True)

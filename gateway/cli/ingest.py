@@ -18,10 +18,10 @@ from gateway.ingest.units_file import UnitFileError, decode_units_file, import_u
 
 def add_parsers(sub: Any) -> None:
     p = sub.add_parser("import-units", help="load org units from CSV (records.md)")
-    p.add_argument("file")
+    p.add_argument("file", help="CSV with header code,name,level,parent_code (UTF-8)")
 
     p = sub.add_parser("import", help="load records from JSON Lines (.jsonl or .jsonl.gz)")
-    p.add_argument("file")
+    p.add_argument("file", help="one record (records.md) per line; .gz is decompressed")
     p.add_argument("--rejects", help="write rejected lines (JSON Lines) to this file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -53,10 +53,24 @@ async def cmd_import_units(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _refuse_unit_file(path: Path) -> None:
+    """A CSV given to `gateway import` is almost always the unit file: say so rather than reject every line."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return  # the import reports an unreadable file in its own words
+    first = head.decode("utf-8", "replace").lstrip("\ufeff").split("\n", 1)[0].strip().lower()
+    if path.suffix.lower() == ".csv" or first.startswith("code,"):
+        raise CommandError(f"{path} looks like an org-unit CSV (header {first or 'code,name,level,parent_code'}), "
+                           f"not JSON Lines records: load it with gateway import-units {path}", status=2)
+
+
 @command("import")
 async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
 
     path = Path(args.file)
+    _refuse_unit_file(path)
     engine, sm = await open_store(settings)
     rejects = open(args.rejects, "w", encoding="utf-8") if args.rejects else None  # noqa: SIM115
     try:

@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.base import CommandError, command, open_store
+from gateway.cli.base import CommandError, command, open_store, require_database
 from gateway.core.settings import Settings
 from gateway.core.time import parse_date, parse_instant
 
@@ -35,13 +35,15 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--to", dest="date_to", required=True, type=_date, help="last day received, YYYY-MM-DD")
     p.add_argument("--as-of", dest="as_of", help="evaluation instant, RFC 3339 with offset (default: now)")
     p.add_argument("--scheme", help="scoring scheme (default: default)")
-    p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--format", choices=FORMATS, default="table",
+                   help="table (default, for a terminal), json (interfaces.md), csv (UTF-8 with BOM) or xlsx")
     p.add_argument("--out", help="write to this file instead of standard output")
 
 
 @command("report")
 async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.reports.build import KpiConfigError, ReportError, build_report, load_config
+    from gateway.supervision.report import count_orders
     from kpi.exports import to_csv, to_table, to_xlsx
 
     try:
@@ -52,12 +54,13 @@ async def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         config = load_config()
     except KpiConfigError as exc:
         raise CommandError(str(exc)) from None
+    require_database(settings)
     engine, sm = await open_store(settings)
     try:
         async with sm() as session:
             doc = await build_report(
                 session, unit=args.unit, level=args.level, date_from=args.date_from, date_to=args.date_to,
-                as_of=as_of, scheme=args.scheme, config=config,
+                as_of=as_of, scheme=args.scheme, config=config, orders=count_orders,
             )
     except ReportError as exc:
         raise CommandError(str(exc)) from None

@@ -233,6 +233,9 @@ EVENT_DATA: dict[EventType, dict[str, _DataRule]] = {
 
 
 def check_event_data(type_: EventType, data: dict[str, Any]) -> None:
+    """ValueError naming the field when `data` lacks what an event of `type_` must carry (records.md), or carries it in
+    the wrong shape; fields not listed for the type are kept and not checked.
+    """
     for name, (required, nullable, check, what) in EVENT_DATA[type_].items():
         if name not in data:
             if required:

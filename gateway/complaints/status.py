@@ -23,6 +23,9 @@ _TERMINAL = ("CLOSED", "REJECTED", "REOPENED")
 
 
 def status_of(event_types: Sequence[str]) -> str:
+    """A record's status (ComplaintStatusValue) from its event types in stored order: RECEIVED without events; CLOSED
+    or REJECTED when the latest of CLOSED, REJECTED and REOPENED is that; IN_PROGRESS otherwise.
+    """
     if not event_types:
         return S.RECEIVED.value
     for t in reversed(event_types):
@@ -36,6 +39,7 @@ def status_of(event_types: Sequence[str]) -> str:
 
 
 def status_condition(status: str) -> Any:
+    """SQL over `complaints`: the records whose status (as `status_of` decides it) is `status`."""
     last_terminal = (
         select(Event.type)
         .where(Event.complaint_id == Complaint.id, Event.type.in_(_TERMINAL))

@@ -16,8 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 async def bulk_insert_ignoring_duplicates(session: AsyncSession, model: Any, rows: list[dict[str, Any]]) -> None:
     """Insert many rows, skipping those whose key is already stored.
 
-    On PostgreSQL the rows travel by binary COPY into a temporary table and are moved over with one
-    INSERT … SELECT … ON CONFLICT DO NOTHING: several times faster than multi-row INSERTs for bulk loads.
+    `rows` are dicts of column values, every column of the table present. On PostgreSQL the rows travel by
+    binary COPY (straight into the table; when a key is taken, into a temporary table and moved over with one
+    INSERT … SELECT … ON CONFLICT DO NOTHING): several times faster than multi-row INSERTs for bulk loads.
+    Side effect there: the JSON columns of the given dicts are rewritten in place to their JSON text.
+    Runs in the caller's transaction; database errors other than a taken key propagate.
     """
     if not rows:
         return

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, event, make_url
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
+
+T = TypeVar("T")
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -31,6 +33,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Values per `IN (...)` list: under SQLite's bound-parameter limit (999 in old builds) with room to spare.
+MAX_IN_LIST = 900
+
+
+def chunked(items: Sequence[T], size: int = MAX_IN_LIST) -> list[Sequence[T]]:
+    """`items` in consecutive slices of at most `size`, for `IN (...)` lists."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def is_sqlite(url: str) -> bool:

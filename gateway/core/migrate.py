@@ -21,10 +21,12 @@ def alembic_config() -> Config:
 
 
 def head_revision() -> str | None:
+    """The newest revision of the migrations shipped with the gateway (exactly one head)."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 async def migrate(engine: AsyncEngine) -> None:
+    """Upgrade the database to the newest revision, in one transaction on the engine's own connection."""
     def upgrade(conn: Connection) -> None:
         cfg = alembic_config()
         cfg.attributes["connection"] = conn
@@ -35,6 +37,7 @@ async def migrate(engine: AsyncEngine) -> None:
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at, or None before the first migration."""
     def read(conn: Connection) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 

@@ -6,18 +6,21 @@ in `_total` (prometheus-client adds it), and few labels — the route template, 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from starlette.routing import Match
 
 from connectors.context import request_id_var
 
@@ -42,19 +45,57 @@ REPORT_DURATION = Histogram(
 
 log = logging.getLogger("gateway.http")
 
-# Operation names are chosen by callers: the first few hundred get a label of their own, later ones share
-# "other", so a client inventing names cannot explode the metric's series.
-_MAX_OPERATION_NAMES = 200
-_operation_names: set[str] = set()
+# Operation labels. A persisted operation (the safelist, graphql/operations/) is labelled by its name, always:
+# those are few and fixed at start-up. Any other name is chosen by the caller, so those labels are bounded:
+# at most _MAX_ADHOC_NAMES at once; a new name takes the place of the least used one (the oldest among
+# equals), whose series are dropped. A client inventing names churns only the one-off names, never a
+# persisted operation's label nor a name in steady use. Names that pose as a persisted operation's, or
+# longer than _MAX_NAME, are "other"; unnamed operations are "anonymous".
+_MAX_ADHOC_NAMES = 100
+_MAX_NAME = 64
+OUTCOMES = ("ok", "partial", "error")
+_adhoc_uses: dict[str, int] = {}
+_reserved: set[str] = set()
 
 
-def observe_operation(name: str | None, has_data: bool, has_errors: bool, seconds: float) -> None:
-    label = name or "anonymous"
-    if label not in _operation_names:
-        if len(_operation_names) >= _MAX_OPERATION_NAMES:
-            label = "other"
-        else:
-            _operation_names.add(label)
+def reserve_operation_labels(names: Iterable[str]) -> None:
+    """Names of persisted operations: labels of their own, which no other document may take."""
+    _reserved.update(names)
+
+
+def operation_label(name: str | None, persisted: str | None = None) -> str:
+    """The `operation` label of an executed operation: `persisted` (its persisted name) when it is one,
+    else its name within the bound, "anonymous" or "other"."""
+    if persisted is not None:
+        return persisted
+    if not name:
+        return "anonymous"
+    if name in _reserved or len(name) > _MAX_NAME:
+        return "other"
+    uses = _adhoc_uses.get(name)
+    if uses is None:
+        uses = 0
+        if len(_adhoc_uses) >= _MAX_ADHOC_NAMES:
+            victim = min(_adhoc_uses, key=_adhoc_uses.__getitem__)
+            del _adhoc_uses[victim]
+            _drop_series(victim)
+    _adhoc_uses[name] = uses + 1
+    return name
+
+
+def _drop_series(label: str) -> None:
+    for outcome in OUTCOMES:
+        with contextlib.suppress(KeyError):
+            GRAPHQL_OPERATIONS.remove(label, outcome)
+    with contextlib.suppress(KeyError):
+        GRAPHQL_DURATION.remove(label)
+
+
+def observe_operation(
+    name: str | None, has_data: bool, has_errors: bool, seconds: float, persisted: str | None = None
+) -> None:
+    """Count one executed operation by label (see `operation_label`) and outcome, and time it."""
+    label = operation_label(name, persisted)
     outcome = "error" if not has_data else ("partial" if has_errors else "ok")
     GRAPHQL_OPERATIONS.labels(label, outcome).inc()
     GRAPHQL_DURATION.labels(label).observe(seconds)
@@ -100,10 +141,21 @@ def configure_logging(level: str = "INFO", json_logs: bool = True) -> None:
 
 
 def _route_template(request: Request) -> str:
-    """The matched route's path template (set in the scope by routing), so labels stay few."""
+    """The matched route's path template, so labels stay few. FastAPI's own routes put themselves in the scope;
+    Starlette routes (`/openapi.json`) and mounts (`/static/docs/{path}`) are looked up; anything else is one
+    value, "unmatched", however many paths are tried."""
     route = request.scope.get("route")
     path = getattr(route, "path", None) or getattr(route, "path_format", None)
-    return str(path) if path else "unmatched"  # one value for every unknown path: no label explosion
+    if path:
+        return str(path)
+    # a mount has rewritten root_path for its app: match as the router first saw the request
+    scope = {**request.scope, "root_path": request.scope.get("app_root_path", "")}
+    for candidate in request.app.router.routes:
+        match, _ = candidate.matches(scope)
+        if match == Match.FULL:
+            template = getattr(candidate, "path_format", None) or getattr(candidate, "path", "")
+            return str(template)  # a mount's format already ends in /{path}
+    return "unmatched"
 
 
 def install(app: FastAPI) -> None:
@@ -138,4 +190,14 @@ def install(app: FastAPI) -> None:
         refresh = getattr(app.state, "refresh_gauges", None)
         if refresh is not None:
             await refresh()
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        return Response(metrics_text(), media_type=CONTENT_TYPE_LATEST)
+
+
+def metrics_text() -> bytes:
+    """The exposition of this process, or, under `gateway serve --workers N` (PROMETHEUS_MULTIPROC_DIR set),
+    of every worker together: counters and histograms summed, gauges by their multiprocess mode."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SYSTEMS = ("complaints", "enforcement", "credit", "emergency")
@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     holidays_file: str | None = None
     policy_file: str | None = None
 
+    # Sign-in to the web pages (interfaces.md 1.1): OpenID Connect, authorization code with PKCE. Off while the
+    # issuer is unset; then /login takes a pasted bearer token instead (docs/sign-in.md).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_unit_claim: str = "unit"
+    oidc_roles_claim: str = "roles"
+    oidc_scope: str = "openid profile"
+    session_max_age_s: int = Field(8 * 3600, ge=60)  # a signed-in session lasts one working day at most
     # Working days left at which an open deadline turns yellow (supervision.md).
     yellow_days: int = Field(2, ge=0, le=366)
 
@@ -74,6 +83,18 @@ class Settings(BaseSettings):
         if isinstance(values, dict):
             return {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
         return values
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, url: str) -> str:
+        """Only the async drivers work: say what to write instead of failing later on an import."""
+        scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+        if scheme in ("postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg", "postgresql+pg8000"):
+            raise ValueError(f"{scheme}:// is not supported: write postgresql+asyncpg://user:password@host:5432/db")
+        if scheme in ("sqlite", "sqlite+pysqlite"):
+            raise ValueError(f"{scheme}:// is not supported: write sqlite+aiosqlite:///path/to/gateway.db")
+        if scheme not in ("postgresql+asyncpg", "sqlite+aiosqlite"):
+            raise ValueError("must start with postgresql+asyncpg:// or sqlite+aiosqlite:///")
+        return url
 
     def system_url(self, system: str) -> str | None:
         url: str | None = getattr(self, f"{system}_url")

@@ -16,6 +16,9 @@ from gateway.core.settings import Settings
 
 
 def connector_config(settings: Settings, system: str) -> ConnectorConfig:
+    """The connector configuration of `system` ("complaints", "enforcement", "credit", "emergency") from the settings;
+    its URL is None when the system is not configured.
+    """
     return ConnectorConfig(
         url=settings.system_url(system),
         token=settings.system_token(system),
@@ -62,6 +65,7 @@ class Upstreams:
 
 
 def build_upstreams(settings: Settings) -> Upstreams:
+    """A new set of the four connectors; the caller owns it and closes it (`Upstreams.aclose`). One per process."""
     return Upstreams(
         complaints=ComplaintsConnector(connector_config(settings, "complaints")),
         enforcement=EnforcementConnector(connector_config(settings, "enforcement")),

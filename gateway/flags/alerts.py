@@ -40,9 +40,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.complaints.models import Complaint
 from gateway.core.bulk import insert_ignoring_duplicates
+from gateway.core.db import chunked
 from gateway.core.time import as_utc, shanghai_date
 from gateway.flags.metrics import count_on_commit
-from gateway.flags.store import AlertRow
+from gateway.flags.models import AlertRow
 from gateway.units.jurisdiction import Jurisdiction, jurisdiction_of
 
 WINDOW_DAYS = 28
@@ -56,6 +57,7 @@ ALERT_NAMESPACE = uuid.UUID("0b7e2f5a-8c1d-5e3f-a9b2-12315a1e7700")  # fixed: al
 
 
 def baseline(trailing: Sequence[int]) -> float:
+    """Expected daily count from the trailing days' counts: max(mean, median, 0.5)."""
     if not trailing:
         return BASELINE_FLOOR
     return max(statistics.fmean(trailing), float(statistics.median(trailing)), BASELINE_FLOOR)
@@ -85,10 +87,12 @@ def threshold(lam: float) -> int:
 
 
 def is_surge(count: int, trailing: Sequence[int]) -> bool:
+    """True when `count` alerts on the baseline of `trailing` (the 28 days before, oldest last or first alike)."""
     return count >= threshold(baseline(trailing))
 
 
 def alert_id(unit_code: str, category: str, day: date) -> str:
+    """The stable id of the alert of county `unit_code`, category and day (UUIDv5 in a fixed namespace)."""
     return str(uuid.uuid5(ALERT_NAMESPACE, f"{unit_code}|{category}|{day.isoformat()}"))
 
 
@@ -128,6 +132,10 @@ async def evaluate_alerts(session: AsyncSession, records: Sequence[Any], now: da
 
 
 async def judge_cells(session: AsyncSession, keys: set[tuple[str, str, date]], now: datetime) -> None:
+    """Judge each (county, category, day) in `keys` against its trailing 28 days, in the caller's transaction: alerts
+    found are inserted, or their count raised (never lowered); `now` stamps them. Days less than 28 days after the
+    first record stored are not judged.
+    """
     first_at = (await session.execute(select(func.min(Complaint.received_at)))).scalar()
     if first_at is None:
         return
@@ -140,12 +148,12 @@ async def judge_cells(session: AsyncSession, keys: set[tuple[str, str, date]], n
     days = [k[2] for k in keys]
     counts: dict[tuple[str, str, date], int] = {}
     ancestors: dict[str, tuple[str | None, str | None, str | None]] = {}
-    for i in range(0, len(units), 500):
+    for chunk in chunked(units):
         rows = await session.execute(
             select(Complaint.u4, Complaint.category, Complaint.received_day, func.count(), Complaint.u1,
                    Complaint.u2, Complaint.u3)
             .where(
-                Complaint.u4.in_(units[i : i + 500]),
+                Complaint.u4.in_(chunk),
                 Complaint.category.in_(categories),
                 Complaint.received_day >= min(days) - timedelta(days=WINDOW_DAYS),
                 Complaint.received_day <= max(days),

@@ -7,9 +7,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.core.db import on_commit
 
-OUTBOX_PENDING = Gauge("gateway_outbox_pending", "Outbox items not yet delivered", ["system"])
+# The backlog is shared (read from the database at scrape time): under `gateway serve --workers N` the most
+# recent reading of a live worker is the answer, not one series per process.
+OUTBOX_PENDING = Gauge("gateway_outbox_pending", "Outbox items not yet delivered", ["system"],
+                       multiprocess_mode="livemostrecent")
+OUTBOX_FAILED = Gauge(
+    "gateway_outbox_failed",
+    "Outbox items a system refused for good (dead letters): they wait for `gateway dispatch --requeue`",
+    ["system"], multiprocess_mode="livemostrecent",
+)
 OUTBOX_OLDEST_AGE = Gauge(
-    "gateway_outbox_oldest_age_seconds", "Age of the oldest outbox item not yet delivered", ["system"]
+    "gateway_outbox_oldest_age_seconds", "Age of the oldest outbox item not yet delivered", ["system"],
+    multiprocess_mode="livemostrecent",
 )
 DELIVERIES = Counter(
     "gateway_outbox_deliveries",  # exposed as gateway_outbox_deliveries_total

@@ -27,16 +27,18 @@ from connectors import UpstreamError, UpstreamFailure, UpstreamNotConfigured, Up
 from gateway.core.bulk import insert_ignoring_duplicates
 from gateway.core.db import transaction
 from gateway.core.time import as_utc
-from gateway.flags.metrics import DELIVERIES, OUTBOX_OLDEST_AGE, OUTBOX_PENDING
-from gateway.flags.models import IncidentLink
-from gateway.flags.store import CREDIT, DELIVERED, EMERGENCY, FAILED, PENDING, OutboxItem
+from gateway.flags.metrics import DELIVERIES, OUTBOX_FAILED, OUTBOX_OLDEST_AGE, OUTBOX_PENDING
+from gateway.flags.models import CREDIT, DELIVERED, EMERGENCY, FAILED, PENDING, IncidentLink, OutboxItem
 
 log = logging.getLogger(__name__)
 
 # Sends one item's payload under its idempotency key; returns the receipt to keep. Raises UpstreamFailure.
 Sender = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
+# delivered; unavailable: tried again later (down, overloaded, or an answer that broke the contract);
+# error: refused for good, parked as FAILED (a dead letter); config: credentials or URL refused, tried later.
 OUTCOMES = ("delivered", "unavailable", "error", "config")
+KINDS = {CREDIT: "flag", EMERGENCY: "incident"}  # what an outbox item of each system delivers
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,16 +178,20 @@ class Dispatcher:
             async with gate:
                 try:
                     receipt = await send(key, payload)
-                except UpstreamUnavailable as exc:
-                    return _Result(key, "unavailable", attempts, error=str(exc))
                 except UpstreamNotConfigured as exc:
                     return _Result(key, "config", attempts, error=str(exc))
                 except UpstreamError as exc:
-                    return _Result(key, "config" if exc.config_fault else "error", attempts, error=str(exc))
-                except UpstreamFailure as exc:
+                    # Only a refusal of the request itself is for good; a broken answer or an odd status
+                    # says the system is sick, and the same key makes a later try safe.
+                    outcome = "config" if exc.config_fault else "error" if exc.refused else "unavailable"
+                    return _Result(key, outcome, attempts, error=str(exc))
+                except (UpstreamUnavailable, UpstreamFailure) as exc:
                     return _Result(key, "unavailable", attempts, error=str(exc))
                 except ValueError as exc:  # a payload the contract model refuses: our bug, park it
-                    return _Result(key, "error", attempts, error=f"payload: {exc}")
+                    return _Result(key, "error", attempts, error=f"payload: {str(exc)[:500]}")
+                except Exception as exc:  # noqa: BLE001 - never leave an item leased with nothing recorded
+                    log.exception("outbox %s %s: unexpected failure", system, key)
+                    return _Result(key, "unavailable", attempts, error=f"unexpected failure: {type(exc).__name__}")
                 return _Result(key, "delivered", attempts, receipt=receipt)
 
         return list(await asyncio.gather(*(one(*c) for c in claimed)))
@@ -193,6 +199,10 @@ class Dispatcher:
     # ------------------------------------------------------------------------------------------- mark
 
     async def mark(self, system: str, results: list[_Result]) -> None:
+        """Record the outcomes of one batch of `system` in one transaction: delivered (receipt kept, incidents linked),
+        retried later (next attempt after a backoff; bad credentials after the longest one) or FAILED (refused: an
+        operator must look). Leases are released.
+        """
         now = datetime.now(UTC)
         t = OutboxItem.__table__
         assert isinstance(t, Table)
@@ -234,7 +244,7 @@ class Dispatcher:
                 # The system refused the request itself (4xx): resending the same body cannot help.
                 await conn.execute(
                     t.update().where(where).values(
-                        state=FAILED, last_error=bindparam("err"), lease_owner=None, lease_until=None
+                        state=FAILED, last_error=bindparam("err"), failed_at=now, lease_owner=None, lease_until=None
                     ),
                     failed,
                 )
@@ -257,14 +267,16 @@ class Dispatcher:
     # ------------------------------------------------------------------------------------------- gauges
 
     async def update_gauges(self) -> dict[str, tuple[int, float]]:
+        """Backlog and age of the oldest pending item per system, as `refresh_outbox_gauges`."""
         return await refresh_outbox_gauges(self.sm, self.senders)
 
 
 async def refresh_outbox_gauges(
     sm: async_sessionmaker[AsyncSession], systems: Iterable[str] = (CREDIT, EMERGENCY)
 ) -> dict[str, tuple[int, float]]:
-    """Backlog (PENDING items) and age of the oldest one, per system; also set on the Prometheus gauges.
-    Read from the database, so any process (an API replica at scrape time, a dispatcher) reports the same."""
+    """Backlog (PENDING items) and age of the oldest one, per system, and the dead letters (FAILED items);
+    also set on the Prometheus gauges. Read from the database, so any process (an API replica at scrape
+    time, a dispatcher) reports the same."""
     now = datetime.now(UTC)
     async with sm() as session:
         rows = await session.execute(
@@ -273,14 +285,67 @@ async def refresh_outbox_gauges(
             .group_by(OutboxItem.system)
         )
         found = {s: (n, oldest) for s, n, oldest in rows.all()}
+        dead = await session.execute(
+            select(OutboxItem.system, func.count()).where(OutboxItem.state == FAILED).group_by(OutboxItem.system)
+        )
+        failed: dict[str, int] = {s: n for s, n in dead.all()}
     out: dict[str, tuple[int, float]] = {}
-    for system in {*systems, *found}:
+    for system in {*systems, *found, *failed}:
         n, oldest = found.get(system, (0, None))
         age = (now - as_utc(oldest)).total_seconds() if oldest is not None else 0.0
         OUTBOX_PENDING.labels(system).set(n)
         OUTBOX_OLDEST_AGE.labels(system).set(max(age, 0.0))
+        OUTBOX_FAILED.labels(system).set(failed.get(system, 0))
         out[system] = (n, age)
     return out
+
+
+# ---------------------------------------------------------------------------------------------- dead letters
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A delivery a system refused for good: `id` is its outbox key (the flag_id of a flag, the record id of
+    an incident), `kind` "flag" or "incident"."""
+
+    id: str
+    system: str
+    kind: str
+    attempts: int
+    last_error: str | None
+    failed_at: datetime | None
+
+
+async def dead_letters(sm: async_sessionmaker[AsyncSession], system: str | None = None) -> list[DeadLetter]:
+    """Every FAILED item (of `system`, or of all), oldest failure first."""
+    query = select(OutboxItem).where(OutboxItem.state == FAILED).order_by(
+        OutboxItem.failed_at, OutboxItem.system, OutboxItem.key
+    )
+    if system:
+        query = query.where(OutboxItem.system == system)
+    async with sm() as session:
+        items = (await session.execute(query)).scalars().all()
+    return [DeadLetter(i.key, i.system, KINDS.get(i.system, i.system), i.attempts, i.last_error,
+                       as_utc(i.failed_at) if i.failed_at else None) for i in items]
+
+
+async def requeue(sm: async_sessionmaker[AsyncSession], ids: list[str] | None = None) -> tuple[int, list[str]]:
+    """Put FAILED items back in the queue, due now: those whose key is in `ids`, or all of them when `ids` is
+    None. The payload frozen at the first attempt and the key stay, so the system gets the very same body
+    under the very same Idempotency-Key. Returns (how many were requeued, the ids that name no FAILED item)."""
+    now = datetime.now(UTC)
+    statement = update(OutboxItem).where(OutboxItem.state == FAILED)
+    if ids is not None:
+        statement = statement.where(OutboxItem.key.in_(set(ids)))
+    async with transaction(sm) as session:
+        rows = await session.execute(
+            statement.values(state=PENDING, next_attempt_at=now, failed_at=None, lease_owner=None, lease_until=None)
+            .returning(OutboxItem.system, OutboxItem.key)
+            .execution_options(synchronize_session=False)
+        )
+        found = rows.all()
+    keys = {key for _, key in found}
+    return len(found), [i for i in dict.fromkeys(ids or []) if i not in keys]
 
 
 async def _link_incidents(session: AsyncSession, delivered: list[_Result], now: datetime) -> None:

@@ -22,16 +22,17 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.complaints.models import Complaint, Event
 from gateway.core.bulk import insert_ignoring_duplicates
+from gateway.core.db import chunked
 from gateway.core.time import SHANGHAI, as_utc, format_instant
 from gateway.flags.metrics import count_on_commit
-from gateway.flags.store import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem
+from gateway.flags.models import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem
 
 SURGE, CASE_FILED, CRITICAL_SAFETY = "COMPLAINT_SURGE", "CASE_FILED_FROM_REPORT", "CRITICAL_SAFETY"
 SURGE_MEDIUM, SURGE_HIGH = 5, 10  # records of one enterprise in one month
@@ -41,7 +42,6 @@ SEVERITY_RANK = {"LOW": 0, "MEDIUM": 1, "HIGH": 2}
 
 # Fixed forever: changing it would change every flag_id and the credit system would see new flags.
 FLAG_NAMESPACE = uuid.UUID("6f1b2c0e-3d2a-5b8e-9c41-12315f1a6e00")
-CHUNK = 900  # ids per IN (...) list, under SQLite's bound-parameter limit with room to spare
 
 _RECORD_COLUMNS = (
     Complaint.id, Complaint.kind, Complaint.urgency, Complaint.category, Complaint.received_at,
@@ -56,6 +56,7 @@ def flag_id(reason: str, uscc: str, part: str) -> str:
 
 
 def month_of(day: date) -> str:
+    """`YYYY-MM` of a calendar day."""
     return f"{day.year:04d}-{day.month:02d}"
 
 
@@ -68,6 +69,7 @@ def month_window(month: str) -> tuple[datetime, datetime]:
 
 
 def surge_severity(count: int) -> str | None:
+    """The severity of a surge of `count` records of one enterprise in one month, or None below the threshold."""
     if count >= SURGE_HIGH:
         return "HIGH"
     return "MEDIUM" if count >= SURGE_MEDIUM else None
@@ -134,12 +136,6 @@ def incident_payload(rec: Any, now: datetime) -> dict[str, Any]:
     }
 
 
-T = TypeVar("T")
-
-
-def _chunks(items: list[T], size: int = CHUNK) -> list[list[T]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
-
 
 # ------------------------------------------------------------------------------------------------ the hook
 
@@ -152,7 +148,7 @@ async def raise_flags(session: AsyncSession, changed_ids: list[str]) -> None:
     if not changed_ids:
         return
     records: list[Any] = []
-    for chunk in _chunks(list(dict.fromkeys(changed_ids))):
+    for chunk in chunked(list(dict.fromkeys(changed_ids))):
         records.extend((await session.execute(select(*_RECORD_COLUMNS).where(Complaint.id.in_(chunk)))).all())
     now = datetime.now(UTC)
     findings = [*_critical_safety(records), *await _case_filed(session, records), *await _surges(session, records)]
@@ -178,7 +174,7 @@ async def _case_filed(session: AsyncSession, records: list[Any]) -> list[Finding
     if not reports:
         return []
     filed: dict[str, datetime] = {}
-    for chunk in _chunks(list(reports)):
+    for chunk in chunked(list(reports)):
         rows = await session.execute(
             select(Event.complaint_id, func.min(Event.at))
             .where(Event.complaint_id.in_(chunk), Event.type == "CASE_FILED")
@@ -220,7 +216,7 @@ async def _surges(session: AsyncSession, records: list[Any]) -> list[Finding]:
     by_key: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for month, usccs in by_month.items():
         start, end = month_window(month)
-        for chunk in _chunks(usccs):
+        for chunk in chunked(usccs):
             rows = await session.execute(
                 select(Complaint.id, Complaint.respondent_uscc, Complaint.received_day, *_unit_columns()).where(
                     Complaint.respondent_uscc.in_(chunk),
@@ -254,7 +250,7 @@ async def _store_findings(session: AsyncSession, findings: list[Finding], now: d
     if not by_id:
         return
     stored: dict[str, FlagRow] = {}
-    for chunk in _chunks(list(by_id)):
+    for chunk in chunked(list(by_id)):
         found = await session.execute(select(FlagRow).where(FlagRow.flag_id.in_(chunk)))
         stored.update({f.flag_id: f for f in found.scalars()})
 

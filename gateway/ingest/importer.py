@@ -26,7 +26,7 @@ from gateway.ingest.metrics import count_rejected
 from gateway.ingest.store import Rejection, raw_id, store_records
 from gateway.units.tree import load_units
 
-BATCH = 1000
+RECORDS_PER_TRANSACTION = 1000  # each batch of an import commits on its own
 RAW_MAX = 64 * 1024  # bytes of a rejected line copied into the rejects file
 BOM = b"\xef\xbb\xbf"
 
@@ -73,8 +73,15 @@ async def import_file(
     path: Path,
     rejects: IO[str] | None = None,
     progress: bool = True,
-    batch_size: int = BATCH,
+    batch_size: int = RECORDS_PER_TRANSACTION,
 ) -> ImportReport:
+    """Stream a JSON Lines file (`.gz` read as gzip) into the store in batches of `batch_size` records, each batch in
+    its own transaction; returns the counts and the rejected lines (line number, id if any, reason).
+
+    Bad lines are reported (`rejects`: one JSON line each, with the raw line) and skipped; nothing valid is lost.
+    Raises UnreadableFile when the file cannot be opened or stops being readable (what was stored stays). Early
+    warning is judged once, at the end.
+    """
     async with deferred_alerts(sessionmaker):
         return await _import(sessionmaker, path, rejects, progress, batch_size)
 

@@ -29,7 +29,7 @@ from gateway.flags.rules import raise_flags
 from gateway.ingest.metrics import Source, count_rejected, count_stored_on_commit
 from gateway.reports.facts import RELEVANT_EVENTS, NewRecord, derive_facts
 from gateway.units.tree import UnitIndex, load_units
-from kpi.obligations import EventIn as KpiEvent
+from kpi import obligations
 
 __all__ = [
     "IngestResult", "Rejection", "ingest_raw", "load_units", "replaces", "replaces_sql", "store_records",
@@ -67,7 +67,8 @@ class IngestResult:
 
 
 def raw_id(raw: Any) -> str | None:
-    """The `id` of a raw record when it is a string that can be written out again, else None."""
+    """The `id` of an undecoded-or-invalid item when it has a string one that can be written out again (no
+    U+0000, no lone surrogate), for naming a rejection; else None."""
     value = raw.get("id") if isinstance(raw, dict) else None
     return value if isinstance(value, str) and text_problem(value) is None else None
 
@@ -114,6 +115,7 @@ async def store_records(
 
 
 def content_hash(record: ComplaintIn) -> str:
+    """SHA-256 (hex) of the validated record's canonical JSON: equal for the same record sent again."""
     return hashlib.sha256(record.model_dump_json().encode()).hexdigest()
 
 
@@ -189,9 +191,18 @@ def _event_row(complaint_id: str, seq: int, ev: EventIn) -> dict[str, Any]:
 
 
 async def upsert_records(session: AsyncSession, records: list[ComplaintIn], units: UnitIndex) -> UpsertResult:
-    """Store validated records (records.md, Updates): new ones inserted; known ones replace the stored
-    fields unless stale (`replaces`), and merge their events by event id. Derived data follows
-    (`after_store`). Runs in the caller's transaction."""
+    """Store valid records (records.md's upsert) in the caller's transaction; returns how many were inserted, updated,
+    unchanged and stale, and the ids of the new and changed ones (`changed_ids`).
+
+    A known id replaces the record's fields and merges its events by event id, unless the copy is stale
+    (records.md 1.1, Versions: `replaces`), when only its events merge; the very same record again changes
+    nothing (its content hash matches); several versions of one id in `records` are merged, the later version's
+    fields winning. Every record's handling unit must be in `units` (`validate_record` checks it): an
+    AssertionError otherwise. Side effects: KPI facts derived and flag rules run for the changed records
+    (`after_store`). On PostgreSQL new rows go in by binary COPY (`bulk_insert_ignoring_duplicates`), which
+    rewrites JSON values of the row dicts it is given to text. Database errors propagate; the caller's
+    transaction then stores nothing.
+    """
     result = UpsertResult()
     if not records:
         return result
@@ -288,7 +299,7 @@ def _new_record(record: ComplaintIn, units: UnitIndex) -> NewRecord:
     return NewRecord(
         record.id, record.kind, record.channel, record.hotline, record.received_at, record.received_day,
         record.complainant.real_name, money_to_cents(record.recovered_amount), u1, u2, u3, u4, u5,
-        [KpiEvent(ev.type, ev.at, ev.data) for ev in record.sorted_events() if ev.type in RELEVANT_EVENTS],
+        [obligations.EventIn(ev.type, ev.at, ev.data) for ev in record.sorted_events() if ev.type in RELEVANT_EVENTS],
     )
 
 

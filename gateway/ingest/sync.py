@@ -59,10 +59,12 @@ class SyncReport:
 
 
 def report_rejection(rejection: Rejection) -> None:
+    """Print one rejected record of the feed on standard error."""
     print(f"gateway sync: rejected record {rejection.id or '(no id)'}: {rejection.reason}", file=sys.stderr)
 
 
 async def read_cursor(sm: async_sessionmaker[AsyncSession]) -> str | None:
+    """The stored cursor of the platform's changes feed, or None before the first page."""
     async with sm() as session:
         return await get_state(session, CURSOR)
 

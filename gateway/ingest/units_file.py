@@ -30,7 +30,9 @@ class UnitFileError(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
-class UnitRow:
+class UnitLine:
+    """One line of the unit file, checked on its own (`line`: its number in the file)."""
+
     line: int
     code: str
     name: str
@@ -47,7 +49,7 @@ def decode_units_file(data: bytes) -> str:
         raise UnitFileError(f"line {line}: not valid UTF-8 (byte {exc.start + 1} of the file)") from None
 
 
-def parse_units_csv(text: str) -> list[UnitRow]:
+def parse_units_csv(text: str) -> list[UnitLine]:
     """Parse and check each line on its own; the tree as a whole is checked by `check_tree`."""
     for number, line in enumerate(text.split("\n"), start=1):  # before csv, which stops at a NUL
         reason = text_problem(line)
@@ -60,18 +62,18 @@ def parse_units_csv(text: str) -> list[UnitRow]:
         raise UnitFileError("line 1: the file is empty; expected the header code,name,level,parent_code") from None
     if tuple(h.strip() for h in header) != COLUMNS:
         raise UnitFileError(f"line 1: header must be {','.join(COLUMNS)}, got {','.join(header)}")
-    rows: list[UnitRow] = []
+    rows: list[UnitLine] = []
     for line_no, cells in enumerate(reader, start=2):
         if not cells or all(not c.strip() for c in cells):
             continue
         if len(cells) != len(COLUMNS):
             raise UnitFileError(f"line {line_no}: expected {len(COLUMNS)} columns, got {len(cells)}")
         code, name, level_text, parent = (c.strip() for c in cells)
-        if not level_text.isdigit() or not 1 <= int(level_text) <= 5:
+        if level_text not in ("1", "2", "3", "4", "5"):
             raise UnitFileError(f"line {line_no}: level must be 1 to 5, got {level_text!r}")
         level = int(level_text)
         want = 9 if level == 5 else 6
-        if len(code) != want or not code.isdigit():
+        if len(code) != want or not (code.isascii() and code.isdigit()):  # "٥١٠٠٠٠" is digits, not a code
             raise UnitFileError(f"line {line_no}: code {code!r} must be {want} digits for a level-{level} unit")
         if not name:
             raise UnitFileError(f"line {line_no}: name is empty")
@@ -83,11 +85,11 @@ def parse_units_csv(text: str) -> list[UnitRow]:
             raise UnitFileError(f"line {line_no}: parent_code is required for a level-{level} unit")
         if level == 5 and code[:6] != parent:
             raise UnitFileError(f"line {line_no}: station {code} must be its county code {parent} plus 3 digits")
-        rows.append(UnitRow(line_no, code, name, level, parent or None))
+        rows.append(UnitLine(line_no, code, name, level, parent or None))
     return rows
 
 
-def check_tree(rows: list[UnitRow], existing: UnitIndex) -> dict[str, Unit]:
+def check_tree(rows: list[UnitLine], existing: UnitIndex) -> dict[str, Unit]:
     """The merged tree (stored units overridden by the file), or UnitFileError naming the first bad line."""
     seen: dict[str, int] = {}
     for row in rows:

@@ -9,8 +9,7 @@ from sqlalchemy.engine import Connection
 
 import gateway.complaints.models  # noqa: F401  (every domain's tables join Base.metadata for autogenerate)
 import gateway.flags.models  # noqa: F401
-import gateway.flags.store  # noqa: F401
-import gateway.reports.facts  # noqa: F401
+import gateway.reports.models  # noqa: F401
 import gateway.supervision.models  # noqa: F401
 import gateway.units.models  # noqa: F401
 from gateway.core.db import make_engine

@@ -23,6 +23,11 @@ def _facts(complaint: Any, events: list[Any], settings: Any) -> Any:
 
 
 def deadlines_of(complaint: Any, events: list[Any], settings: Any, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Each started obligation of the record (a row with `kind`, `received_at`, `real_name`) given its `events` (rows
+    with `type`, `at`, `data`, in stored order), as of `now` (default: now): code, starts_at, due_date (a calendar
+    day), fulfilled_at, state (ON_TIME, LATE, OVERDUE, PENDING) and policy_version. The calendar and policies are
+    those of `settings`, from the one cache the KPI facts use.
+    """
     facts = _facts(complaint, events, settings)
     as_of = now or datetime.now(UTC)
     starts: dict[str, datetime] = {}
@@ -38,4 +43,5 @@ def deadlines_of(complaint: Any, events: list[Any], settings: Any, now: datetime
 
 
 def is_overdue(complaint: Any, events: list[Any], settings: Any, now: datetime) -> bool:
+    """True when an obligation of the record is OVERDUE at `now`."""
     return any(d["state"] == OVERDUE for d in deadlines_of(complaint, events, settings, now))

@@ -1,8 +1,8 @@
 """KPI facts: what `kpi.obligations.derive` says about each record, stored so that a report is one
 aggregate query per table at any `as_of` (kpi.md; the design is in docs/kpi.md).
 
-Three tables, each carrying copies of the record's grouping columns (u1..u5, received_day, received_at)
-so that a report filters and groups on one table with no join:
+Three tables (`gateway.reports.models`), each carrying copies of the record's grouping columns (u1..u5,
+received_day, received_at) so that a report filters and groups on one table with no join:
 
 - `kpi_record_facts`: one row per record: volumes (kind, channel, hotline, recovered amount) and the
   instants behind reply_rate, callback_rate, mediation_success_rate and case_filing_rate;
@@ -29,11 +29,6 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
-    BigInteger,
-    Boolean,
-    Date,
-    Index,
-    SmallInteger,
     String,
     any_,
     bindparam,
@@ -42,13 +37,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.complaints.models import Complaint, Event
 from gateway.core.bulk import bulk_insert_ignoring_duplicates
-from gateway.core.db import UTCDateTime
-from gateway.core.models import Base
 from gateway.core.state import get_state, set_state
+from gateway.reports.models import FACT_MODELS, KpiCallbackFact, KpiObligationFact, KpiRecordFact
 from kpi.calendar import WorkCalendar
 from kpi.obligations import EventIn, RecordFacts, RecordIn, derive
 from kpi.policies import Policies
@@ -56,77 +49,12 @@ from kpi.policies import Policies
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = "kpi.facts_config"
-BATCH = 2000
+RECORDS_PER_DERIVATION = 2000  # records whose facts are derived with one read, one delete, one insert
 # Event types that any rule of kpi.md looks at; the others (DISPATCHED, TRANSFERRED, ...) are not loaded.
 RELEVANT_EVENTS = (
     "ACCEPTED", "REJECTED", "MEDIATION_SUCCEEDED", "MEDIATION_FAILED", "CLOSED", "EXTENDED",
     "CASE_FILED", "CASE_NOT_FILED", "REPLIED", "CALLBACK",
 )
-
-
-class _Grouping:
-    """The record's columns a report filters and groups on, copied into every facts row."""
-
-    complaint_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    u1: Mapped[str | None] = mapped_column(String(12))
-    u2: Mapped[str | None] = mapped_column(String(12))
-    u3: Mapped[str | None] = mapped_column(String(12))
-    u4: Mapped[str | None] = mapped_column(String(12))
-    u5: Mapped[str | None] = mapped_column(String(12))
-    received_day: Mapped[date] = mapped_column(Date)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-def _grouping_indexes(table: str) -> tuple[Index, ...]:
-    return tuple(Index(f"ix_{table}_u{n}_day", f"u{n}", "received_day") for n in (2, 3, 4))
-
-
-class KpiRecordFact(_Grouping, Base):
-    __tablename__ = "kpi_record_facts"
-
-    kind: Mapped[str] = mapped_column(String(16))
-    channel: Mapped[str] = mapped_column(String(24))
-    hotline: Mapped[str | None] = mapped_column(String(5))
-    recovered_cents: Mapped[int] = mapped_column(BigInteger)
-    reply_owed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    replied_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    concluded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    first_callback_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    mediation_outcome_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    mediation_succeeded: Mapped[bool] = mapped_column(Boolean)
-    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    case_filed: Mapped[bool] = mapped_column(Boolean)
-
-    __table_args__ = _grouping_indexes("kpi_record_facts")
-
-
-class KpiObligationFact(_Grouping, Base):
-    __tablename__ = "kpi_obligation_facts"
-
-    obligation: Mapped[str] = mapped_column(String(12), primary_key=True)
-    step: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
-    policy: Mapped[str] = mapped_column(String(32))
-    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
-    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    due_day: Mapped[date] = mapped_column(Date)
-    fulfilled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    on_time: Mapped[bool] = mapped_column(Boolean)
-
-    __table_args__ = _grouping_indexes("kpi_obligation_facts")
-
-
-class KpiCallbackFact(_Grouping, Base):
-    __tablename__ = "kpi_callback_facts"
-
-    step: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
-    valid_from: Mapped[datetime] = mapped_column(UTCDateTime)
-    valid_to: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    satisfaction: Mapped[str] = mapped_column(String(24))
-
-    __table_args__ = _grouping_indexes("kpi_callback_facts")
-
-
-FACT_MODELS = (KpiRecordFact, KpiObligationFact, KpiCallbackFact)
 
 
 # ------------------------------------------------------------------------------------------ configuration
@@ -167,6 +95,7 @@ def kpi_config(holidays_file: str | None = None, policy_file: str | None = None)
 
 
 def configured() -> KpiConfig:
+    """The KPI calendar and policies of GATEWAY_HOLIDAYS_FILE and GATEWAY_POLICY_FILE, from the one cache."""
     from gateway.core.settings import get_settings
 
     settings = get_settings()
@@ -250,7 +179,7 @@ async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiCo
     await _insert_facts(session, facts)
 
 
-async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = BATCH) -> int:
+async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = RECORDS_PER_DERIVATION) -> int:
     """Derive every record's facts again (after the calendar or a policy changed); returns the count."""
     count, after = 0, ""
     while True:
@@ -320,8 +249,8 @@ async def derive_facts(
             for rec in fresh.values()
         ])
     ids = [i for i in ids if i not in fresh]
-    for start in range(0, len(ids), BATCH):
-        await _derive_batch(session, ids[start:start + BATCH], config)
+    for start in range(0, len(ids), RECORDS_PER_DERIVATION):
+        await _derive_batch(session, ids[start:start + RECORDS_PER_DERIVATION], config)
 
 
 async def _insert_facts(

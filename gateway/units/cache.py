@@ -52,16 +52,20 @@ class UnitCache:
             await self._reload(self.TTL_S)
 
     async def get_many(self, codes: list[str]) -> dict[str, Row[Any]]:
+        """The units of `codes` that exist, by code (rows of `org_units`); a code not in the snapshot reloads it first.
+        """
         await self._fresh()
         if any(c not in self._by_code for c in codes):
             await self._reload(self.MISS_RELOAD_S)
         return {c: self._by_code[c] for c in codes if c in self._by_code}
 
     async def children_of(self, codes: list[str]) -> dict[str, list[Row[Any]]]:
+        """The children of each unit of `codes` (an empty list for a leaf or an unknown code)."""
         await self._fresh()
         return {c: self._children.get(c, []) for c in codes}
 
     async def get(self, code: str) -> Row[Any] | None:
+        """The unit `code`, or None when there is no such unit."""
         return (await self.get_many([code])).get(code)
 
     async def jurisdiction_of(self, code: str) -> Jurisdiction | None:

@@ -53,6 +53,7 @@ def province_tree(province: str = "51", stations_per_county: int = 2,
 
 
 def units_csv(rows: list[tuple[str, str, int, str]]) -> str:
+    """The rows of `province_tree` as a unit file (records.md's CSV, with its header)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["code", "name", "level", "parent_code"])

@@ -41,6 +41,7 @@ class UnitIndex:
 
 
 async def load_units(session: AsyncSession) -> UnitIndex:
+    """Every unit with its ancestors, read in one query."""
     rows = (await session.execute(select(OrgUnit))).scalars().all()
     return UnitIndex(
         {
@@ -48,3 +49,16 @@ async def load_units(session: AsyncSession) -> UnitIndex:
             for r in rows
         }
     )
+
+
+async def jurisdiction_tree(session: AsyncSession, root: str, max_level: int = 4) -> list[Unit]:
+    """`root` and the units below it down to `max_level`, in tree order (each unit before its children, siblings
+    by code); [] for an unknown root. Level-5 units are left out by default: a report needs units below it."""
+    top = await session.scalar(select(OrgUnit.level).where(OrgUnit.code == root))
+    if top is None:
+        return []
+    rows = (await session.execute(
+        select(OrgUnit).where(getattr(OrgUnit, f"l{top}") == root, OrgUnit.level <= max_level)
+    )).scalars().all()
+    units = [Unit(r.code, r.name, r.level, r.parent_code, (r.l1, r.l2, r.l3, r.l4, r.l5)) for r in rows]
+    return sorted(units, key=lambda u: tuple(a or "" for a in u.ancestors))

@@ -116,3 +116,24 @@ async def test_cli_report(db: Database, tmp_path: Path) -> None:
     bad = gateway(db, "report", "--unit", "510000", "--level", "2", "--from", "2024-03-01", "--to", "2024-03-31")
     assert bad.returncode != 0 and bad.stdout == b""
     assert len(bad.stderr.decode().strip().splitlines()) == 1 and "level" in bad.stderr.decode()
+
+
+async def test_rest_cli_and_page_give_the_same_csv_bytes(db: Database, tmp_path: Path) -> None:
+    """One CSV (kpi/exports.py): UTF-8 with a BOM, formula-looking text made literal, from every entry point."""
+    await load_units(db.sessionmaker)
+    await ingest(db, march_records())
+    args = {"unit": "510000", "level": "4", "from": "2024-03-01", "to": "2024-03-31",
+            "as_of": "2024-06-30T23:59:59+08:00"}
+    app = create_app(Settings(database_url=db.url, jwt_secret=SECRET, dispatcher=False))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            rest = (await c.get(URL, params={**args, "format": "csv"}, headers=bearer())).content
+            page = (await c.post("/reports/download", data={**args, "format": "csv"}, headers=bearer())).content
+    done = gateway(db, "report", "--unit", "510000", "--level", "4", "--from", "2024-03-01", "--to", "2024-03-31",
+                   "--as-of", "2024-06-30T23:59:59+08:00", "--format", "csv")
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "r.csv"
+    assert gateway(db, "report", "--unit", "510000", "--level", "4", "--from", "2024-03-01", "--to", "2024-03-31",
+                   "--as-of", "2024-06-30T23:59:59+08:00", "--format", "csv", "--out", str(out)).returncode == 0
+    assert rest.startswith(b"\xef\xbb\xbf") and b"510802" in rest
+    assert rest == page == done.stdout == out.read_bytes()

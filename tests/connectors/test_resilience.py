@@ -132,11 +132,21 @@ async def test_wrong_token_is_refused(make: Make, sims: dict[str, Sim]) -> None:
 
 
 @pytest.mark.parametrize("fault", ["malformed", "badshape"])
-async def test_broken_2xx_body_is_an_error_not_retried(make: Make, sims: dict[str, Sim], fault: str) -> None:
+async def test_broken_2xx_body_is_retried_like_a_5xx(make: Make, sims: dict[str, Sim], fault: str) -> None:
     sims["credit"].faults(script=[fault])
-    with pytest.raises(UpstreamError, match="body"):
-        await make("credit").enterprises([USCC])
-    assert sims["credit"].stats()["total_requests"] == 1
+    assert len(await make("credit").enterprises([USCC])) == 1
+    assert sims["credit"].stats()["total_requests"] == 2
+
+
+@pytest.mark.parametrize("fault", ["malformed", "badshape"])
+async def test_a_2xx_body_broken_every_time_ends_as_an_upstream_error(
+    make: Make, sims: dict[str, Sim], fault: str
+) -> None:
+    sims["credit"].faults(outage=fault)
+    with pytest.raises(UpstreamError, match="body") as info:
+        await make("credit", attempts=3).enterprises([USCC])
+    assert info.value.status == 200 and "3 attempts" in str(info.value) and not info.value.refused
+    assert sims["credit"].stats()["total_requests"] == 3
 
 
 async def test_write_keeps_its_idempotency_key_and_acts_once(make: Make, sims: dict[str, Sim]) -> None:

@@ -1,5 +1,5 @@
-"""Operations: metrics that pass promtool, health and readiness, request ids carried upstream, JSON logs,
-and a compose file that docker-compose accepts."""
+"""Operations: metrics that pass promtool, health and readiness, request ids carried upstream, JSON logs
+(the compose file and image: tests/core/test_deployment.py)."""
 
 from __future__ import annotations
 
@@ -117,13 +117,6 @@ def test_json_logs_carry_the_request_id() -> None:
     assert entry["msg"] == "hello world" and entry["request_id"] == "rid-42" and entry["level"] == "info"
 
 
-@pytest.mark.skipif(shutil.which("docker-compose") is None, reason="docker-compose (Debian package) not installed")
-def test_compose_file_is_valid() -> None:
-    done = subprocess.run(["docker-compose", "config", "-q"], cwd=ROOT, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "GATEWAY_JWT_SECRET": "x"})
-    assert done.returncode == 0, done.stderr
-
-
 async def test_graphql_operations_are_counted_by_name_and_outcome(db: Database) -> None:
     from prometheus_client import REGISTRY
 
@@ -146,3 +139,91 @@ async def test_graphql_operations_are_counted_by_name_and_outcome(db: Database) 
                          headers=auth)  # a reader may not: no data at all
     assert count("ok") == before_ok + 1
     assert count("error") == before_error + 1
+
+
+async def test_made_up_operation_names_never_take_a_persisted_operations_label(db: Database) -> None:
+    """Persisted operations are labelled by their name, always; made-up names are bounded and churn among
+    themselves, so 300 of them neither push a real operation into "other" nor grow the series without end."""
+    from prometheus_client import REGISTRY
+
+    from gateway.api.gql.persisted import DEFAULT_DIR, document_hash
+    from gateway.core.observability import _MAX_ADHOC_NAMES
+
+    await load_units(db.sessionmaker)
+    app = create_app(Settings(database_url=db.url, jwt_secret=SECRET, dispatcher=False))
+    auth = {"Authorization": f"Bearer {mint_token(SECRET, 'ops-test', '510000', ['reader'])}"}
+    persisted = (DEFAULT_DIR / "ExternalComplaintLookup.graphql").read_text(encoding="utf-8")
+
+    def count(label: str) -> float:
+        return REGISTRY.get_sample_value("gateway_graphql_operations_total",
+                                         {"operation": label, "outcome": "ok"}) or 0.0
+
+    def labels() -> set[str]:
+        return {s.labels["operation"] for m in REGISTRY.collect() if m.name == "gateway_graphql_operations"
+                for s in m.samples if s.name.endswith("_total")}
+
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            async def run(body: dict[str, object]) -> None:
+                resp = await c.post("/graphql", json=body, headers=auth)
+                assert resp.status_code == 200 and "errors" not in resp.json(), resp.text
+
+            for _ in range(5):
+                await run({"query": "query SteadyOp { __typename }"})
+            steady, lookups, other = count("SteadyOp"), count("ExternalComplaintLookup"), count("other")
+            for i in range(300):
+                await run({"query": f"query MadeUp{i:03d} {{ __typename }}"})
+            await run({"documentId": f"sha256:{document_hash(persisted)}", "variables": {"id": "NONE"}})
+            await run({"query": persisted, "variables": {"id": "NONE"}})  # the same text, sent in full
+            await run({"query": "query SteadyOp { __typename }"})
+            # A made-up query cannot pose as the persisted one.
+            await run({"query": "query ExternalComplaintLookup { __typename }"})
+
+    assert count("ExternalComplaintLookup") == lookups + 2
+    assert count("SteadyOp") == steady + 1  # in steady use: kept its series through the flood
+    assert count("other") == other + 1
+    made_up = {label for label in labels() if label.startswith("MadeUp")}
+    assert 0 < len(made_up) < _MAX_ADHOC_NAMES
+    assert len(labels()) <= _MAX_ADHOC_NAMES + 2 + len(list(DEFAULT_DIR.glob("*.graphql")))
+
+
+async def test_docs_openapi_and_assets_are_counted_under_their_routes(db: Database) -> None:
+    from prometheus_client import REGISTRY
+
+    app = create_app(Settings(database_url=db.url, jwt_secret=SECRET, dispatcher=False))
+
+    def count(route: str, status: str = "200") -> float:
+        return REGISTRY.get_sample_value(
+            "gateway_http_requests_total", {"method": "GET", "route": route, "status": status}) or 0.0
+
+    routes = ("/docs", "/redoc", "/openapi.json", "/static/docs/{path}", "/static/graphiql/{path}")
+    before = {r: count(r) for r in routes}
+    unmatched = count("unmatched", "404")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+        for path in ("/docs", "/redoc", "/openapi.json", "/static/docs/swagger-ui.css",
+                     "/static/graphiql/graphiql.min.css"):
+            assert (await c.get(path)).status_code == 200
+        assert (await c.get("/no/such/path")).status_code == 404
+    assert all(count(r) == before[r] + 1 for r in routes), {r: count(r) - before[r] for r in routes}
+    assert count("unmatched", "404") == unmatched + 1
+
+
+async def test_openapi_describes_the_rest_routes(db: Database) -> None:
+    app = create_app(Settings(database_url=db.url, jwt_secret=SECRET, dispatcher=False))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+        spec = (await c.get("/openapi.json")).json()
+    report = spec["paths"]["/api/v1/kpi/report"]["get"]
+    params = {p["name"]: p for p in report["parameters"]}
+    assert {"unit", "level", "from", "to", "as_of", "scheme", "format"} <= set(params)
+    assert params["unit"]["required"] and params["format"]["schema"]["enum"] == ["json", "csv", "xlsx"]
+    assert report["security"] == [{"bearer": []}]
+    assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    content = report["responses"]["200"]["content"]
+    assert {"application/json", "text/csv"} <= set(content)
+    assert content["application/json"]["schema"]["$ref"].endswith("/KpiReport")
+    assert {"401", "403", "400"} <= set(report["responses"])
+    ingest = spec["paths"]["/api/v1/ingest/complaints"]["post"]
+    assert [p["name"] for p in ingest["parameters"]] == ["X-Signature"] and ingest["parameters"][0]["required"]
+    body = ingest["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["items"] and body["properties"]["items"]["type"] == "array"
+    assert "security" not in ingest  # signed, not a bearer token

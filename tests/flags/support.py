@@ -12,7 +12,7 @@ from connectors.simulators import FACTORIES, make_uscc
 from connectors.simulators.control import SimControl
 from connectors.simulators.server import ThreadedServer
 from gateway.core.db import transaction
-from gateway.flags.store import FlagRow, OutboxItem
+from gateway.flags.models import FlagRow, OutboxItem
 from gateway.ingest.store import IngestResult, ingest_raw
 from tests.conftest import Database
 from tests.factories import USCC, event, record

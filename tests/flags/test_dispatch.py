@@ -15,10 +15,9 @@ from gateway.api.app import create_app
 from gateway.core.db import transaction
 from gateway.core.settings import Settings
 from gateway.flags.dispatch import credit_sender, emergency_sender, reconcile
-from gateway.flags.models import IncidentLink
+from gateway.flags.models import CREDIT, EMERGENCY, IncidentLink, OutboxItem
 from gateway.flags.outbox import DispatchConfig, Dispatcher
 from gateway.flags.rules import CRITICAL_SAFETY, flag_id
-from gateway.flags.store import CREDIT, EMERGENCY, OutboxItem
 from tests.conftest import Database
 from tests.flags.support import TOKEN, USCC, Sim, all_outbox, rec, store
 

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from gateway.flags.store import CREDIT, EMERGENCY
+from gateway.flags.models import CREDIT, EMERGENCY
 from tests.conftest import Database
 from tests.flags.support import TOKEN, Sim, all_outbox, rec, store
 

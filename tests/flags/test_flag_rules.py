@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import select, update
 
 from gateway.core.db import transaction
+from gateway.flags.models import CREDIT, EMERGENCY, OutboxItem
 from gateway.flags.rules import CASE_FILED, CRITICAL_SAFETY, SURGE, flag_id
-from gateway.flags.store import CREDIT, EMERGENCY, OutboxItem, list_flags
+from gateway.flags.store import list_flags
 from gateway.ingest.store import ingest_raw
 from gateway.units.jurisdiction import Jurisdiction
 from tests.conftest import Database

@@ -22,7 +22,8 @@ from gateway.core.db import transaction
 from gateway.ingest.store import ingest_raw
 from gateway.ingest.units_file import import_units
 from gateway.reports.build import ReportError, build_report
-from gateway.reports.facts import FACT_MODELS, KpiConfig, KpiObligationFact, kpi_config
+from gateway.reports.facts import KpiConfig, kpi_config
+from gateway.reports.models import FACT_MODELS, KpiObligationFact
 from gateway.units.tree import load_units as load_unit_index
 from kpi.calendar import WorkCalendar
 from kpi.policies import Policies

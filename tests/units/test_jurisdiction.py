@@ -15,7 +15,8 @@ from gateway.core.auth import mint_token
 from gateway.core.db import transaction
 from gateway.core.settings import Settings
 from gateway.flags.alerts import list_alerts
-from gateway.flags.store import AlertRow, FlagRow, list_flags
+from gateway.flags.models import AlertRow, FlagRow
+from gateway.flags.store import list_flags
 from gateway.units.jurisdiction import Jurisdiction, caller_sees_unit, jurisdiction_of
 from gateway.units.models import OrgUnit
 from gateway.units.tree import load_units as load_index

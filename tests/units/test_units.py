@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from gateway.complaints.models import Complaint
 from gateway.core.db import transaction
 from gateway.flags.alerts import list_alerts
-from gateway.flags.store import AlertRow, FlagRow, list_flags
+from gateway.flags.models import AlertRow, FlagRow
+from gateway.flags.store import list_flags
 from gateway.ingest.store import ingest_raw
 from gateway.ingest.units_file import UnitFileError, import_units
 from gateway.units.jurisdiction import Jurisdiction

@@ -10,6 +10,7 @@ import graphene
 from gateway.api.gql import errors
 from gateway.api.gql.context import context_of
 from gateway.api.gql.listing import MAX_FIRST
+from gateway.api.gql.scalars import DateTime
 from gateway.flags.alerts import list_alerts
 
 
@@ -24,8 +25,8 @@ class EarlyWarning(graphene.ObjectType):
     count = graphene.Int(required=True)
     baseline = graphene.Float(required=True, description="Expected daily count from the trailing 28 days.")
     threshold = graphene.Int(required=True, description="The smallest count that alerts on that baseline.")
-    raised_at = graphene.DateTime(required=True)
-    updated_at = graphene.DateTime(required=True)
+    raised_at = DateTime(required=True)
+    updated_at = DateTime(required=True)
 
 
 async def resolve_alerts(info: graphene.ResolveInfo, unit: str | None, since: date | None, first: int) -> Any:

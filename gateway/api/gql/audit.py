@@ -9,12 +9,13 @@ import graphene
 from gateway.api.gql import errors
 from gateway.api.gql.context import context_of
 from gateway.api.gql.listing import MAX_FIRST, PageInfo
+from gateway.api.gql.scalars import DateTime
 from gateway.complaints.pii import list_reads
 
 
 class PiiReadEntry(graphene.ObjectType):
     id = graphene.ID(required=True)
-    at = graphene.DateTime(required=True)
+    at = DateTime(required=True)
     actor = graphene.String(required=True, description="The reader's token subject.")
     actor_unit = graphene.String(required=True)
     complaint_id = graphene.ID(required=True)

@@ -63,6 +63,9 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     if isinstance(original, GatewayError):
         ext.update(original.extensions, code=original.code)
     elif isinstance(original, UpstreamFailure):
+        # "<system>: <what, with the HTTP status> (request id …)": the connector's own words, never the
+        # upstream's (its body and headers are only logged, under that request id).
+        formatted["message"] = str(original)
         ext["code"] = original.code
         ext["system"] = original.system
     elif isinstance(original, AuthError):

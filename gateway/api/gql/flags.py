@@ -10,6 +10,7 @@ import graphene
 from gateway.api.gql import enums, errors
 from gateway.api.gql.context import context_of
 from gateway.api.gql.listing import MAX_FIRST, PageInfo
+from gateway.api.gql.scalars import DateTime
 from gateway.flags.store import list_flags
 
 
@@ -22,14 +23,14 @@ class CreditFlag(graphene.ObjectType):
     reason = graphene.Field(enums.FlagReason, required=True)
     severity = graphene.Field(enums.Severity, required=True)
     complaint_ids = graphene.List(graphene.NonNull(graphene.ID), required=True)
-    window_start = graphene.DateTime(required=True)
-    window_end = graphene.DateTime(required=True)
+    window_start = DateTime(required=True)
+    window_end = DateTime(required=True)
     issued_by = graphene.String(required=True)
-    issued_at = graphene.DateTime(required=True)
-    updated_at = graphene.DateTime()
+    issued_at = DateTime(required=True)
+    updated_at = DateTime()
     delivery_state = graphene.Field(enums.DeliveryState, required=True)
     delivery_attempts = graphene.Int(required=True)
-    delivered_at = graphene.DateTime()
+    delivered_at = DateTime()
     delivered_severity = graphene.Field(enums.Severity, description="What the credit system holds, once sent.")
     last_error = graphene.String()
 

@@ -17,6 +17,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     NoSchemaIntrospectionCustomRule,
+    OperationDefinitionNode,
     OperationType,
     execute,
     get_operation_ast,
@@ -47,13 +49,14 @@ from gateway.api.gql.persisted import PersistedOperations, document_hash
 from gateway.api.gql.schema import graphql_schema
 from gateway.complaints.pii import write_reads
 from gateway.core import jsontext
-from gateway.core.auth import AuthError, bearer_token
+from gateway.core.auth import AuthError, Principal, bearer_token
 from gateway.core.db import make_sessionmaker
 from gateway.core.jsontext import JSONInputError
-from gateway.core.observability import REQUEST_ID, observe_operation
+from gateway.core.observability import REQUEST_ID, observe_operation, reserve_operation_labels
 from gateway.core.settings import Settings
 from gateway.core.upstreams import Upstreams
 from gateway.units.cache import UnitCache
+from gateway.units.jurisdiction import Jurisdiction
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +101,7 @@ class GraphQLService:
         self.rules = rules
         ops_dir = Path(settings.graphql_operations_dir) if settings.graphql_operations_dir else None
         self.persisted = PersistedOperations.load(ops_dir)
+        reserve_operation_labels(op.name for op in self.persisted.by_hash.values())
         self._documents: OrderedDict[str, DocumentNode | list[GraphQLError]] = OrderedDict()
         # Measures by (document, operation) identity; dropped with the documents they belong to.
         self.measures: dict[Any, limits.Measure] = {}
@@ -252,8 +256,9 @@ async def _params(request: Request) -> dict[str, Any]:
     }
 
 
-def _document_text(service: GraphQLService, params: dict[str, Any]) -> str:
-    """The text to run: sent in full, or looked up by hash; in safelist mode only persisted ones."""
+def _document_text(service: GraphQLService, params: dict[str, Any]) -> tuple[str, str | None]:
+    """The text to run (sent in full, or looked up by hash; in safelist mode only persisted ones), and the name
+    of the persisted operation it is, if it is one."""
     query: str | None = params["query"]
     wanted = params["documentId"]
     pq = (params["extensions"] or {}).get("persistedQuery")
@@ -269,25 +274,98 @@ def _document_text(service: GraphQLService, params: dict[str, Any]) -> str:
             if op is None and service.settings.graphql_safelist:
                 raise RequestError([errors.request_error(errors.OPERATION_NOT_SAFELISTED,
                                                          "only persisted operations are accepted here")])
-            return query
+            return query, op.name if op else None
         if op is None:
             raise RequestError([errors.request_error(errors.PERSISTED_QUERY_NOT_FOUND,
                                                      f"no persisted operation {wanted}")])
-        return op.text
+        return op.text, op.name
     if query is None:
         raise HttpProblem(400, errors.BAD_USER_INPUT, "give a query, or a documentId of a persisted operation")
-    if service.settings.graphql_safelist and not service.persisted.allows(query):
+    op = service.persisted.get(document_hash(query)) if len(service.persisted) else None
+    if service.settings.graphql_safelist and op is None:
         raise RequestError([errors.request_error(errors.OPERATION_NOT_SAFELISTED,
                                                  "only persisted operations are accepted here; send one by hash")])
-    return query
+    return query, op.name if op else None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A request ready to execute: who asks, what they may see, and the checked operation."""
+
+    principal: Principal
+    jurisdiction: Jurisdiction
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    params: dict[str, Any]
+    persisted: str | None  # the persisted operation's name, when it is one (its metrics label)
+
+
+async def _prepare(request: Request, service: GraphQLService) -> Prepared:
+    """Parse the HTTP request, sign the caller in, find, parse and validate the document, coerce the variables
+    and check the limits. Raises HttpProblem (the HTTP request is wrong, or the caller is refused) or
+    RequestError (a GraphQL request error)."""
+    params = await _params(request)
+    try:
+        principal = authenticate(service.settings, bearer_token(request.headers.get("authorization")))
+    except AuthError as exc:
+        raise HttpProblem(401, errors.UNAUTHENTICATED, str(exc),
+                          {"WWW-Authenticate": 'Bearer realm="12315-gateway"'}) from None
+    text, persisted = _document_text(service, params)
+    document = service.document(text)
+    operation = get_operation_ast(document, params["operationName"])
+    if operation is None:
+        raise RequestError([errors.request_error(
+            errors.BAD_USER_INPUT, "name the operation to run (operationName)" if params["operationName"] is None
+            else f"no operation named {params['operationName']}")])
+    if request.method == "GET" and operation.operation != OperationType.QUERY:
+        raise HttpProblem(405, errors.BAD_USER_INPUT, "mutations are POSTed, never sent by GET", {"Allow": "POST"})
+    coerced = get_variable_values(service.schema, operation.variable_definitions or (), params["variables"] or {})
+    if isinstance(coerced, list):
+        raise RequestError([_located(e) | {"extensions": {"code": errors.BAD_USER_INPUT}} for e in coerced])
+    try:
+        limits.check(service.schema, document, operation, coerced, service.settings.max_depth,
+                     service.settings.max_cost, service.measures)
+    except errors.GatewayError as exc:
+        raise RequestError([{"message": str(exc), "extensions": {"code": exc.code, **exc.extensions}}]) from None
+    jurisdiction = await service.units.jurisdiction_of(principal.unit)
+    if jurisdiction is None:
+        raise HttpProblem(403, errors.FORBIDDEN, f"the token's unit {principal.unit} is not a known org unit")
+    return Prepared(principal, jurisdiction, document, operation, params, persisted)
+
+
+async def _execute(request: Request, service: GraphQLService, prepared: Prepared,
+                   request_id: str) -> tuple[dict[str, Any], RequestContext]:
+    """Execute the operation; the response body, and the context that holds the clear reads to audit."""
+    engine = request.app.state.engine
+    sessionmaker = getattr(request.app.state, "sessionmaker", None) or make_sessionmaker(engine)
+    ctx = RequestContext(prepared.principal, prepared.jurisdiction, service.settings, engine, sessionmaker,
+                         service.upstreams, service.units, request_id)
+    started = time.perf_counter()
+    result = execute(service.schema, prepared.document, context_value=ctx,
+                     variable_values=prepared.params["variables"], operation_name=prepared.params["operationName"])
+    if not isinstance(result, ExecutionResult):
+        result = await result
+    operation = prepared.operation
+    observe_operation(operation.name.value if operation.name else None, result.data is not None,
+                      bool(result.errors), time.perf_counter() - started, persisted=prepared.persisted)
+    body: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        body["errors"] = [errors.format_error(e) for e in result.errors]
+    return body, ctx
+
+
+def _request_id(request: Request) -> str:
+    """The request's id: the HTTP middleware has usually set it already (gateway/core/observability.py);
+    keep one id per request."""
+    incoming = request.headers.get("x-request-id", "")
+    request_id = request_id_var.get() or (incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex)
+    request_id_var.set(request_id)
+    return request_id
 
 
 @router.api_route("/graphql", methods=["GET", "POST"], include_in_schema=False)
 async def graphql_endpoint(request: Request) -> Response:
-    incoming = request.headers.get("x-request-id", "")
-    # The HTTP middleware has usually set it already (gateway/core/observability.py); keep one id per request.
-    request_id = request_id_var.get() or (incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex)
-    request_id_var.set(request_id)
+    request_id = _request_id(request)
     headers = {"X-Request-Id": request_id}
     accept = request.headers.get("accept")
     media = negotiate(accept)
@@ -298,59 +376,18 @@ async def graphql_endpoint(request: Request) -> Response:
             and not {"query", "documentId", "extensions"} & set(request.query_params)):
         return HTMLResponse(GRAPHIQL_HTML, headers=headers)
     service: GraphQLService = request.app.state.graphql
-    request_status = 400 if media == GRAPHQL_RESPONSE else 200
     try:
-        params = await _params(request)
-        try:
-            principal = authenticate(service.settings, bearer_token(request.headers.get("authorization")))
-        except AuthError as exc:
-            return _answer(media, 401, {"errors": [errors.request_error(errors.UNAUTHENTICATED, str(exc))]},
-                           headers | {"WWW-Authenticate": 'Bearer realm="12315-gateway"'})
-        document = service.document(_document_text(service, params))
-        operation = get_operation_ast(document, params["operationName"])
-        if operation is None:
-            raise RequestError([errors.request_error(
-                errors.BAD_USER_INPUT, "name the operation to run (operationName)" if params["operationName"] is None
-                else f"no operation named {params['operationName']}")])
-        if request.method == "GET" and operation.operation != OperationType.QUERY:
-            raise HttpProblem(405, errors.BAD_USER_INPUT, "mutations are POSTed, never sent by GET",
-                              {"Allow": "POST"})
-        coerced = get_variable_values(service.schema, operation.variable_definitions or (),
-                                      params["variables"] or {})
-        if isinstance(coerced, list):
-            raise RequestError([_located(e) | {"extensions": {"code": errors.BAD_USER_INPUT}} for e in coerced])
-        try:
-            limits.check(service.schema, document, operation, coerced, service.settings.max_depth,
-                         service.settings.max_cost, service.measures)
-        except errors.GatewayError as exc:
-            raise RequestError([{"message": str(exc), "extensions": {"code": exc.code, **exc.extensions}}]) from None
-        engine = request.app.state.engine
-        jurisdiction = await service.units.jurisdiction_of(principal.unit)
-        if jurisdiction is None:
-            return _answer(media, 403, {"errors": [errors.request_error(
-                errors.FORBIDDEN, f"the token's unit {principal.unit} is not a known org unit")]}, headers)
+        prepared = await _prepare(request, service)
     except HttpProblem as exc:
         return _answer(media, exc.status, {"errors": [errors.request_error(exc.code, str(exc))]},
                        headers | exc.headers)
     except RequestError as exc:
-        return _answer(media, request_status, {"errors": exc.errors}, headers)
-
-    sessionmaker = getattr(request.app.state, "sessionmaker", None) or make_sessionmaker(engine)
-    ctx = RequestContext(principal, jurisdiction, service.settings, engine, sessionmaker, service.upstreams,
-                         service.units, request_id)
-    started = time.perf_counter()
-    result = execute(service.schema, document, context_value=ctx, variable_values=params["variables"],
-                     operation_name=params["operationName"])
-    if not isinstance(result, ExecutionResult):
-        result = await result
-    observe_operation(operation.name.value if operation.name else None, result.data is not None,
-                      bool(result.errors), time.perf_counter() - started)
-    body: dict[str, Any] = {"data": result.data}
-    if result.errors:
-        body["errors"] = [errors.format_error(e) for e in result.errors]
+        return _answer(media, 400 if media == GRAPHQL_RESPONSE else 200, {"errors": exc.errors}, headers)
+    body, ctx = await _execute(request, service, prepared, request_id)
     if ctx.pii_reads:
+        principal = prepared.principal
         try:
-            await write_reads(sessionmaker, principal.sub, principal.unit, request_id, ctx.pii_reads)
+            await write_reads(ctx.sessionmaker, principal.sub, principal.unit, request_id, ctx.pii_reads)
         except Exception:
             # Personal data never leaves without its audit record.
             log.exception("audit log write failed; answer withheld")

@@ -13,13 +13,14 @@ from sqlalchemy import Table, and_, func, or_, select
 from gateway.api.gql import enums, errors
 from gateway.api.gql.context import RequestContext, context_of
 from gateway.api.gql.loaders import COMPLAINT_SELECT
+from gateway.api.gql.scalars import DateTime
 from gateway.complaints.models import Complaint
 from gateway.complaints.status import status_condition
 from gateway.core.cursor import decode_cursor, encode_cursor
 from gateway.units.jurisdiction import Jurisdiction
 
 MAX_FIRST = 500
-OVERDUE_BATCH = 100
+OVERDUE_STEP = 100  # records read per step of the walk that checks overdue-ness record by record
 OVERDUE_SCAN = 20_000
 _COMPLAINTS: Table = Complaint.__table__  # type: ignore[assignment]
 _USCC = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{18}$")
@@ -36,8 +37,8 @@ class ComplaintFilter(graphene.InputObjectType):
     category = graphene.List(graphene.NonNull(enums.Category))
     unit = graphene.String(description="Handled by this unit or below it.")
     respondent_uscc = graphene.String()
-    received_from = graphene.DateTime(description="Inclusive.")
-    received_to = graphene.DateTime(description="Exclusive.")
+    received_from = DateTime(description="Inclusive.")
+    received_to = DateTime(description="Exclusive.")
     status = graphene.List(graphene.NonNull(enums.ComplaintStatus))
     overdue = graphene.Boolean(description="With (true) or without (false) an obligation past its due date.")
 
@@ -169,7 +170,7 @@ class ComplaintQuery:
         out: list[Any] = []
         scanned = 0
         while len(out) < want:
-            rows = await self._slice(after, OVERDUE_BATCH)
+            rows = await self._slice(after, OVERDUE_STEP)
             if not rows:
                 break
             scanned += len(rows)

@@ -13,16 +13,17 @@ from functools import cached_property
 from typing import Any
 
 from sqlalchemy import Row, Table, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from connectors.models import Case, Enterprise, Incident
 from gateway.api.gql.dataloader import DataLoader
 from gateway.complaints.models import Complainant, Complaint, Event
 from gateway.core.upstreams import Upstreams
 from gateway.flags.models import IncidentLink
+from gateway.supervision.orders import Order, orders_of_complaints
 from gateway.units.cache import UnitCache
 
-BATCH = 100  # ids per upstream request at most (external-systems.md)
+KEYS_PER_BATCH = 100  # keys a DataLoader sends at once: at most 100 ids per upstream request (external-systems.md)
 
 _COMPLAINTS: Table = Complaint.__table__  # type: ignore[assignment]
 _COMPLAINANTS: Table = Complainant.__table__  # type: ignore[assignment]
@@ -75,7 +76,7 @@ class Loaders:
                 self.complainant.prime(row.id, PersonalData(row.complainant_name, row.complainant_phone))
             return {r.id: r for r in rows}
 
-        return DataLoader(batch, max_batch=BATCH)
+        return DataLoader(batch, max_batch=KEYS_PER_BATCH)
 
     @cached_property
     def complainant(self) -> DataLoader[str, PersonalData]:
@@ -83,7 +84,7 @@ class Loaders:
             rows = await self._rows(select(_COMPLAINANTS).where(_COMPLAINANTS.c.complaint_id.in_(ids)))
             return {r.complaint_id: PersonalData(r.name, r.phone) for r in rows}
 
-        return DataLoader(batch, max_batch=BATCH)
+        return DataLoader(batch, max_batch=KEYS_PER_BATCH)
 
     @cached_property
     def events(self) -> DataLoader[str, list[Row[Any]]]:
@@ -93,15 +94,15 @@ class Loaders:
             )
             return _grouped(rows, "complaint_id")
 
-        return DataLoader(batch, max_batch=BATCH, default=[])
+        return DataLoader(batch, max_batch=KEYS_PER_BATCH, default=[])
 
     @cached_property
     def unit(self) -> DataLoader[str, Row[Any]]:
-        return DataLoader(self.units.get_many, max_batch=BATCH)
+        return DataLoader(self.units.get_many, max_batch=KEYS_PER_BATCH)
 
     @cached_property
     def children(self) -> DataLoader[str, list[Row[Any]]]:
-        return DataLoader(self.units.children_of, max_batch=BATCH, default=[])
+        return DataLoader(self.units.children_of, max_batch=KEYS_PER_BATCH, default=[])
 
     @cached_property
     def incident_ids(self) -> DataLoader[str, list[str]]:
@@ -116,7 +117,17 @@ class Loaders:
                 out[cid].append(iid)
             return out
 
-        return DataLoader(batch, max_batch=BATCH, default=[])
+        return DataLoader(batch, max_batch=KEYS_PER_BATCH, default=[])
+
+    @cached_property
+    def supervision_orders(self) -> DataLoader[str, list[Order]]:
+        """Supervision orders by complaint id, newest first."""
+
+        async def batch(ids: list[str]) -> Mapping[str, list[Order]]:
+            async with AsyncSession(self.engine) as session:
+                return await orders_of_complaints(session, ids)
+
+        return DataLoader(batch, max_batch=KEYS_PER_BATCH, default=[])
 
     # ------------------------------------------------------------------------------------------- upstream
 
@@ -125,7 +136,7 @@ class Loaders:
         async def batch(usccs: list[str]) -> Mapping[str, Enterprise]:
             return {e.uscc: e for e in await self.upstreams.credit.enterprises(usccs)}
 
-        return DataLoader(batch, max_batch=BATCH)
+        return DataLoader(batch, max_batch=KEYS_PER_BATCH)
 
     @cached_property
     def cases(self) -> DataLoader[str, list[Case]]:
@@ -140,11 +151,11 @@ class Loaders:
                         out[cid].append(case)
             return out
 
-        return DataLoader(batch, max_batch=BATCH, default=[])
+        return DataLoader(batch, max_batch=KEYS_PER_BATCH, default=[])
 
     @cached_property
     def incident(self) -> DataLoader[str, Incident]:
         async def batch(ids: list[str]) -> Mapping[str, Incident]:
             return {i.incident_id: i for i in await self.upstreams.emergency.incidents_by_ids(ids)}
 
-        return DataLoader(batch, max_batch=BATCH)
+        return DataLoader(batch, max_batch=KEYS_PER_BATCH)

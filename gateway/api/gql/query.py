@@ -14,10 +14,12 @@ from gateway.api.gql.context import context_of
 from gateway.api.gql.flags import CreditFlagConnection, resolve_credit_flags
 from gateway.api.gql.kpi_report import KpiReport, resolve_kpi_report
 from gateway.api.gql.listing import _USCC, ComplaintConnection, ComplaintFilter, ComplaintQuery, resolve_complaints
+from gateway.api.gql.scalars import DateTime
+from gateway.api.gql.supervision import SupervisionQuery
 from gateway.api.gql.types import Complaint, Enterprise, EnterpriseRef, OrgUnit
 
 
-class Query(graphene.ObjectType):
+class Query(SupervisionQuery, graphene.ObjectType):
     complaint = graphene.Field(Complaint, id=graphene.ID(required=True))
     complaints = graphene.Field(
         ComplaintConnection,
@@ -34,13 +36,13 @@ class Query(graphene.ObjectType):
         level=graphene.Int(),
         from_=graphene.Date(required=True, name="from"),
         to=graphene.Date(required=True),
-        as_of=graphene.DateTime(),
+        as_of=DateTime(),
         scheme=graphene.String(),
         required=True,
     )
     credit_flags = graphene.Field(
         CreditFlagConnection,
-        since=graphene.DateTime(),
+        since=DateTime(),
         first=graphene.Int(default_value=50, description="At most 500."),
         after=graphene.String(),
         required=True,

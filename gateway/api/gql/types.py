@@ -13,6 +13,7 @@ from graphene.types.generic import GenericScalar
 
 from gateway.api.gql import enums
 from gateway.api.gql.context import context_of
+from gateway.api.gql.scalars import DateTime
 from gateway.complaints.pii import mask_name, mask_phone
 from gateway.complaints.status import status_of
 from gateway.core.money import cents_to_money
@@ -38,8 +39,10 @@ class OrgUnit(graphene.ObjectType):
         return unit if unit is not None and ctx.sees_unit(unit) else None
 
     @staticmethod
-    def resolve_children(root: Any, info: graphene.ResolveInfo) -> Awaitable[Any]:
-        return context_of(info).loaders.children.load(root.code)
+    async def resolve_children(root: Any, info: graphene.ResolveInfo) -> list[Any]:
+        # A unit above the caller (an order's issuing unit) shows no siblings of the caller's branch.
+        ctx = context_of(info)
+        return [c for c in await ctx.loaders.children.load(root.code) or [] if ctx.sees_unit(c)]
 
 
 class Respondent(graphene.ObjectType):
@@ -88,7 +91,7 @@ class JSON(GenericScalar):
 class Event(graphene.ObjectType):
     id = graphene.ID(required=True)
     type = graphene.Field(enums.EventType, required=True)
-    at = graphene.DateTime(required=True)
+    at = DateTime(required=True)
     unit = graphene.String()
     data = graphene.Field(JSON, required=True)
 
@@ -98,9 +101,9 @@ class Deadline(graphene.ObjectType):
         description = "One obligation of the record (kpi.md) as of now."
 
     code = graphene.Field(enums.ObligationCode, required=True)
-    starts_at = graphene.DateTime(required=True)
+    starts_at = DateTime(required=True)
     due_date = graphene.Date(required=True)
-    fulfilled_at = graphene.DateTime()
+    fulfilled_at = DateTime()
     state = graphene.Field(enums.ObligationState, required=True)
     policy_version = graphene.String()
 
@@ -117,8 +120,8 @@ class Case(graphene.ObjectType):
     status = graphene.Field(enums.CaseStatus, required=True)
     violation = graphene.String()
     penalty_amount = graphene.String(description="CNY, decimal string")
-    filed_at = graphene.DateTime(required=True)
-    closed_at = graphene.DateTime()
+    filed_at = DateTime(required=True)
+    closed_at = DateTime()
 
     @staticmethod
     def resolve_penalty_amount(root: Any, info: graphene.ResolveInfo) -> str | None:
@@ -133,7 +136,7 @@ class Incident(graphene.ObjectType):
     complaint_ids = graphene.List(graphene.NonNull(graphene.ID), required=True)
     status = graphene.Field(enums.IncidentStatus, required=True)
     commanding_unit = graphene.String()
-    updated_at = graphene.DateTime(required=True)
+    updated_at = DateTime(required=True)
 
 
 class CaseLead(graphene.ObjectType):
@@ -153,7 +156,7 @@ class CreditProfile(graphene.ObjectType):
     abnormal_operation = graphene.Boolean(required=True)
     serious_violation = graphene.Boolean(required=True)
     risk_level = graphene.Field(enums.RiskLevel, required=True)
-    updated_at = graphene.DateTime(required=True)
+    updated_at = DateTime(required=True)
 
 
 class Complaint(graphene.ObjectType):
@@ -166,7 +169,7 @@ class Complaint(graphene.ObjectType):
     hotline = graphene.String(description="For HOTLINE records, the number dialled: 12315, 12365, …")
     urgency = graphene.Field(enums.Urgency, required=True)
     category = graphene.Field(enums.Category, required=True)
-    received_at = graphene.DateTime(required=True)
+    received_at = DateTime(required=True)
     handling_unit = graphene.Field(OrgUnit, required=True)
     region_code = graphene.String()
     respondent = graphene.Field(Respondent)
@@ -175,12 +178,16 @@ class Complaint(graphene.ObjectType):
     amount_involved = graphene.String(description="CNY, decimal string")
     recovered_amount = graphene.String(description="CNY, decimal string")
     status = graphene.Field(enums.ComplaintStatus, required=True)
-    updated_at = graphene.DateTime(required=True)
+    updated_at = DateTime(required=True)
     events = graphene.List(graphene.NonNull(Event), required=True)
     deadlines = graphene.List(graphene.NonNull(Deadline), description="Each started obligation (kpi.md), as of now.")
     enterprise = graphene.Field(lambda: Enterprise, description="The respondent, by its USCC.")
     cases = graphene.List(graphene.NonNull(Case), description="Enforcement cases filed from this record.")
     incidents = graphene.List(graphene.NonNull(Incident), description="Incidents raised from this record.")
+    supervision_orders = graphene.List(
+        graphene.NonNull("gateway.api.gql.supervision.SupervisionOrder"), required=True,
+        description="Supervision orders (督办单) on this record, newest first.",
+    )
 
     @staticmethod
     def resolve_handling_unit(root: Any, info: graphene.ResolveInfo) -> Awaitable[Any]:
@@ -227,6 +234,10 @@ class Complaint(graphene.ObjectType):
     @staticmethod
     def resolve_cases(root: Any, info: graphene.ResolveInfo) -> Awaitable[Any]:
         return context_of(info).loaders.cases.load(root.id)
+
+    @staticmethod
+    def resolve_supervision_orders(root: Any, info: graphene.ResolveInfo) -> Awaitable[Any]:
+        return context_of(info).loaders.supervision_orders.load(root.id)
 
     @staticmethod
     async def resolve_incidents(root: Any, info: graphene.ResolveInfo) -> list[Any]:

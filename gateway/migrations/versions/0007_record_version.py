@@ -9,7 +9,7 @@ from alembic import op
 from gateway.core.db import UTCDateTime
 
 revision = "0007"
-down_revision = "0010"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

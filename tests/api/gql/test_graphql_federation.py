@@ -106,7 +106,7 @@ async def test_a_system_down_nulls_only_its_fields(gw: Gateway, down: str) -> No
 
 
 async def test_a_broken_answer_is_upstream_error(gw: Gateway) -> None:
-    gw.sims["enforcement"].faults(script=["malformed"])
+    gw.sims["enforcement"].faults(outage="malformed")  # once would be retried (test_hostile_upstreams.py)
     a = await gw.gql('{ complaint(id: "R-STATION") { id cases { caseNo } } }')
     assert a.data["complaint"] == {"id": "R-STATION", "cases": None}
     assert a.errors[0]["extensions"] == {"code": "UPSTREAM_ERROR", "system": "enforcement"}

@@ -26,7 +26,7 @@ async def test_complaint_with_everything(gw: Gateway) -> None:
     assert c["status"] == "IN_PROGRESS"
     # a REPORT received 2024-03-07 with no decision: R_DECIDE, 15 working days, long overdue now
     assert c["deadlines"] == [{"code": "R_DECIDE", "dueDate": "2024-03-28", "state": "OVERDUE",
-                               "startsAt": "2024-03-07T01:30:00+00:00", "policyVersion": "order-20"}]
+                               "startsAt": "2024-03-07T09:30:00+08:00", "policyVersion": "order-20"}]
 
 
 async def test_unknown_complaint_is_null(gw: Gateway) -> None:
@@ -194,3 +194,32 @@ async def _escalate(gw: Gateway, sim: Any) -> None:
     a = await gw.gql('mutation { escalateIncident(complaintIds: ["R-STATION", "R-NATIONAL"], summary: "x") '
                      '{ incidentId } }', roles="operator", unit="510802")
     assert a.codes() == ["NOT_FOUND"]
+
+
+def _instants(value: Any) -> list[str]:
+    """Every string in an answer that is an RFC 3339 instant."""
+    import re
+
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _instants(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _instants(v)]
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([+-]\d\d:\d\d|Z)", value):
+        return [value]
+    return []
+
+
+async def test_every_instant_out_is_in_beijing_time(gw: Gateway) -> None:
+    """interfaces.md 1.1: whatever offset an instant came with (the records here are stored from +08:00 and
+    UTC texts, SQLite hands them back naive), every one leaves as +08:00."""
+    a = await gw.gql('''{ complaint(id: "R-STATION") { receivedAt updatedAt events { at }
+        deadlines { startsAt fulfilledAt } }
+        complaints(first: 20) { nodes { receivedAt updatedAt events { at } } }
+        kpiReport(unit: "510000", from: "2024-03-01", to: "2024-03-31", asOf: "2024-06-30T15:59:59Z") { asOf } }''',
+                     unit="510000", roles="reader,evaluator")
+    assert not a.errors, a.errors
+    found = _instants(a.data)
+    assert len(found) > 10
+    assert all(s.endswith("+08:00") for s in found), [s for s in found if not s.endswith("+08:00")]
+    assert a.data["complaint"]["deadlines"][0]["startsAt"] == "2024-03-07T09:30:00+08:00"
+    assert a.data["kpiReport"]["asOf"] == "2024-06-30T23:59:59+08:00"

@@ -77,9 +77,10 @@ async def test_every_operation_file_validates_and_runs_by_hash(gw: Gateway) -> N
     for path in files:
         _, digest = _operation(path.stem)
         a = await gw.gql(None, {"id": "x", "uscc": "91110000802100433B", "unit": "510800",
-                                "from": "2024-03-01", "to": "2024-03-31"},
+                                "from": "2024-03-01", "to": "2024-03-31", "complaintIds": ["x"], "note": "x",
+                                "orderId": "x"},
                          extensions={"persistedQuery": {"version": 1, "sha256Hash": digest}},
-                         roles="reader,evaluator,credit")
+                         roles="reader,evaluator,credit,supervisor")
         assert a.status == 200, (path.stem, a.body)
         assert not [c for c in a.codes() if c in {"GRAPHQL_VALIDATION_FAILED", "PERSISTED_QUERY_NOT_FOUND"}]
 

@@ -36,6 +36,7 @@ from gateway.reports.models import (
     kpi_rollup,
 )
 from gateway.reports.rollups import final_measures
+from gateway.units.jurisdiction import Jurisdiction
 from gateway.units.models import OrgUnit
 from kpi.calendar import CalendarError, years_between
 from kpi.metrics import CHANNELS, HOTLINES, KINDS, RowCounts, build_row
@@ -105,7 +106,7 @@ class ReportScope:
     def population(self, model: Any) -> ColumnElement[bool]:
         """SQL: the report's records, on any table carrying the facts' grouping columns."""
         return and_(
-            getattr(model, f"u{self.unit_level}") == self.unit,
+            Jurisdiction(self.unit, self.unit_level).condition(model.ancestor_columns()),
             model.received_day >= self.date_from,
             model.received_day <= self.date_to,
             model.received_at <= self.as_of,
@@ -249,6 +250,7 @@ def _statements(own_level: int, level: int) -> _Statements:
     #    record of the population, as of as_of.
     rolled = level in ROLLUP_DEPTHS
     rf, of, cf = KpiRecordFact, KpiObligationFact, KpiCallbackFact
+    # The population's own-level ancestor is a parameter here (the statement is built once per level pair).
     active = and_(getattr(rf, f"u{own_level}") == ancestors[-1], rf.received_day >= date_from,
                   rf.received_day <= date_to, *([rf.last_change_at > as_of] if rolled else []))
     final = final_measures(rf)
@@ -412,7 +414,7 @@ async def build_report(
     units = (
         await session.execute(
             select(OrgUnit.code, OrgUnit.name, OrgUnit.level)
-            .where(getattr(OrgUnit, f"l{top.level}") == unit, OrgUnit.level == level)
+            .where(Jurisdiction(unit, top.level).condition(OrgUnit.ancestor_columns()), OrgUnit.level == level)
             .order_by(OrgUnit.code)
         )
     ).all()

@@ -7,9 +7,10 @@ import csv
 import io
 import json
 
-from conftest import Gateway, token
 from gql_support import CALLERS, VISIBLE
 from openpyxl import load_workbook
+
+from tests.api.gql.conftest import Gateway, token
 
 TRENDS = """query T($unit: String!, $by: TrendDimension!, $filter: ComplaintFilter, $top: Int) {
   trends(unit: $unit, from: "2024-03-01", to: "2024-03-31", by: $by, filter: $filter, top: $top) {

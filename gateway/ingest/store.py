@@ -21,7 +21,7 @@ from gateway.complaints.records import ComplaintIn, EventIn, validate_record
 from gateway.core.bulk import bulk_insert_ignoring_duplicates
 from gateway.core.money import money_to_cents
 from gateway.flags.rules import raise_flags
-from gateway.ingest.metrics import Source, count_rejected, count_stored_on_commit
+from gateway.ingest.metrics import Source, count_on_commit
 from gateway.reports.facts import RELEVANT_EVENTS, NewRecord, derive_facts
 from gateway.units.tree import UnitIndex, load_units
 from kpi import obligations
@@ -77,7 +77,7 @@ async def ingest_raw(
         except ValueError as exc:
             result.rejected.append(Rejection(index, raw_id(raw), str(exc)))
     if source is not None:
-        count_rejected(source, len(result.rejected))
+        count_on_commit(session, source, "rejected", len(result.rejected))
     upserted = await store_records(session, good, units, source=source)
     result.stored = len(good)
     result.inserted, result.updated, result.unchanged = upserted.inserted, upserted.updated, upserted.unchanged
@@ -92,7 +92,7 @@ async def store_records(
     result="stored"}` (None counts nothing)."""
     result = await upsert_records(session, records, units)
     if source is not None:
-        count_stored_on_commit(session, source, len(records))
+        count_on_commit(session, source, "stored", len(records))
     return result
 
 

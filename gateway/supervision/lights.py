@@ -18,8 +18,6 @@ subtraction per node; `WorkCalendar.workdays_between`). Nothing loops over a uni
 
 from __future__ import annotations
 
-import base64
-import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -29,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.core.auth import Principal
+from gateway.core.cursor import decode_position, encode_position
 from gateway.core.time import shanghai_date
 from gateway.reports.build import unfulfilled_at
 from gateway.reports.facts import KpiConfig
@@ -47,7 +46,7 @@ from kpi.calendar import CalendarError, WorkCalendar
 from kpi.policies import OBLIGATIONS
 
 RED, YELLOW, GREEN = "RED", "YELLOW", "GREEN"
-FACT_ANCESTORS = tuple(getattr(KpiObligationFact, f"u{n}") for n in range(1, 6))
+FACT_ANCESTORS = KpiObligationFact.ancestor_columns()
 LIGHTS = (RED, YELLOW, GREEN)
 
 
@@ -152,8 +151,7 @@ class WatchNode:
 
     @property
     def cursor(self) -> str:
-        raw = json.dumps([self.due_date.isoformat(), self.complaint_id, self.code])
-        return base64.urlsafe_b64encode(raw.encode()).decode()
+        return encode_position([self.due_date.isoformat(), self.complaint_id, self.code])
 
 
 @dataclass
@@ -168,8 +166,8 @@ class WatchPage:
 
 def _decode(cursor: str) -> tuple[date, str, str]:
     try:
-        day, cid, code = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        if not isinstance(cid, str) or code not in OBLIGATIONS:
+        day, cid, code = decode_position(cursor, 3)
+        if code not in OBLIGATIONS:
             raise ValueError
         return date.fromisoformat(day), cid, code
     except Exception:

@@ -61,6 +61,11 @@ def test_one_money_formatter(cents: int) -> None:
     assert cents_to_money(None) is None and money_to_cents(None) is None
 
 
+@given(st.decimals(min_value=0, max_value=10**12, places=4, allow_nan=False, allow_infinity=False))
+def test_upstream_amounts_format_like_two_places(value: Decimal) -> None:
+    assert cents_to_money(money_to_cents(value)) == f"{value:.2f}"
+
+
 @given(INSTANTS, st.text(min_size=1, max_size=64))
 def test_cursor_round_trip(at: datetime, key: str) -> None:
     assert decode_cursor(encode_cursor(at, key)) == (at, key)

@@ -125,6 +125,28 @@ class GraphQLService:
         return hit
 
 
+    def operation(self, document: DocumentNode, name: str | None) -> OperationDefinitionNode:
+        """The operation of `document` to run (named when there are several); RequestError otherwise."""
+        operation = get_operation_ast(document, name)
+        if operation is None:
+            raise RequestError([errors.request_error(
+                errors.BAD_USER_INPUT, "name the operation to run (operationName)" if name is None
+                else f"no operation named {name}")])
+        return operation
+
+    def check(self, document: DocumentNode, operation: OperationDefinitionNode,
+              variables: dict[str, Any] | None) -> None:
+        """Coerce the variables and measure depth and cost; RequestError (BAD_USER_INPUT, QUERY_TOO_COMPLEX)."""
+        coerced = get_variable_values(self.schema, operation.variable_definitions or (), variables or {})
+        if isinstance(coerced, list):
+            raise RequestError([_located(e) | {"extensions": {"code": errors.BAD_USER_INPUT}} for e in coerced])
+        try:
+            limits.check(self.schema, document, operation, coerced, self.settings.max_depth, self.settings.max_cost,
+                         self.measures)
+        except errors.GatewayError as exc:
+            raise RequestError([{"message": str(exc), "extensions": {"code": exc.code, **exc.extensions}}]) from None
+
+
 def _located(error: GraphQLError) -> dict[str, Any]:
     out: dict[str, Any] = dict(error.formatted)
     code = errors.GRAPHQL_PARSE_FAILED if "Syntax Error" in error.message else errors.GRAPHQL_VALIDATION_FAILED
@@ -289,21 +311,13 @@ async def _prepare(request: Request, service: GraphQLService) -> Prepared:
                           {"WWW-Authenticate": 'Bearer realm="12315-gateway"'}) from None
     text, persisted = _document_text(service, params)
     document = service.document(text)
-    operation = get_operation_ast(document, params["operationName"])
-    if operation is None:
+    operation = service.operation(document, params["operationName"])
+    if operation.operation == OperationType.SUBSCRIPTION:
         raise RequestError([errors.request_error(
-            errors.BAD_USER_INPUT, "name the operation to run (operationName)" if params["operationName"] is None
-            else f"no operation named {params['operationName']}")])
+            errors.BAD_USER_INPUT, "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql")])
     if request.method == "GET" and operation.operation != OperationType.QUERY:
         raise HttpProblem(405, errors.BAD_USER_INPUT, "mutations are POSTed, never sent by GET", {"Allow": "POST"})
-    coerced = get_variable_values(service.schema, operation.variable_definitions or (), params["variables"] or {})
-    if isinstance(coerced, list):
-        raise RequestError([_located(e) | {"extensions": {"code": errors.BAD_USER_INPUT}} for e in coerced])
-    try:
-        limits.check(service.schema, document, operation, coerced, service.settings.max_depth,
-                     service.settings.max_cost, service.measures)
-    except errors.GatewayError as exc:
-        raise RequestError([{"message": str(exc), "extensions": {"code": exc.code, **exc.extensions}}]) from None
+    service.check(document, operation, params["variables"])
     jurisdiction = await service.units.jurisdiction_of(principal.unit)
     if jurisdiction is None:
         raise HttpProblem(403, errors.FORBIDDEN, f"the token's unit {principal.unit} is not a known org unit")

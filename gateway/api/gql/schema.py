@@ -9,11 +9,12 @@ from graphql import GraphQLSchema, print_schema
 
 from gateway.api.gql.mutations import Mutation
 from gateway.api.gql.query import Query
+from gateway.api.gql.subscription import Subscription
 
 
 @lru_cache(maxsize=1)
 def build_schema() -> graphene.Schema:
-    return graphene.Schema(query=Query, mutation=Mutation)
+    return graphene.Schema(query=Query, mutation=Mutation, subscription=Subscription)
 
 
 def graphql_schema() -> GraphQLSchema:

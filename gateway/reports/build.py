@@ -123,9 +123,10 @@ OrderCounts = tuple[dict[str | None, list[int]], list[int]]
 OrderCounter = Callable[[AsyncSession, ReportScope], Awaitable[OrderCounts]]
 
 
-async def _ensure_facts(session: AsyncSession, config: KpiConfig) -> None:
+async def ensure_facts(session: AsyncSession, config: KpiConfig) -> None:
     """Facts derived with another calendar or policy set are derived again, in a transaction of their own
-    that commits before the report reads (the caller's session may never commit)."""
+    that commits before the caller reads (the caller's session may never commit). Reports and the deadline
+    lights call it first, so both read facts of the same calendar."""
     bind = session.bind
     if bind is None:
         await ensure_current(session, config)
@@ -408,7 +409,7 @@ async def build_report(
             f"level must be below the unit's level {top.level} and at most 5, got {level}"
             if top.level < 5 else f"unit {unit} is a level-5 unit: it has no units below it to report on"
         )
-    await _ensure_facts(session, config)
+    await ensure_facts(session, config)
 
     scope = ReportScope(unit, top.level, level, date_from, date_to, as_of)
     ancestors = [getattr(top, f"l{n}") for n in range(1, top.level + 1)]

@@ -36,6 +36,7 @@ from gateway.reports.models import (
     kpi_rollup,
 )
 from gateway.reports.rollups import final_measures
+from gateway.units.jurisdiction import Jurisdiction
 from gateway.units.models import OrgUnit
 from kpi.calendar import CalendarError, years_between
 from kpi.metrics import CHANNELS, HOTLINES, KINDS, RowCounts, build_row
@@ -105,7 +106,7 @@ class ReportScope:
     def population(self, model: Any) -> ColumnElement[bool]:
         """SQL: the report's records, on any table carrying the facts' grouping columns."""
         return and_(
-            getattr(model, f"u{self.unit_level}") == self.unit,
+            Jurisdiction(self.unit, self.unit_level).condition(model.ancestor_columns()),
             model.received_day >= self.date_from,
             model.received_day <= self.date_to,
             model.received_at <= self.as_of,
@@ -122,9 +123,10 @@ OrderCounts = tuple[dict[str | None, list[int]], list[int]]
 OrderCounter = Callable[[AsyncSession, ReportScope], Awaitable[OrderCounts]]
 
 
-async def _ensure_facts(session: AsyncSession, config: KpiConfig) -> None:
+async def ensure_facts(session: AsyncSession, config: KpiConfig) -> None:
     """Facts derived with another calendar or policy set are derived again, in a transaction of their own
-    that commits before the report reads (the caller's session may never commit)."""
+    that commits before the caller reads (the caller's session may never commit). Reports and the deadline
+    lights call it first, so both read facts of the same calendar."""
     bind = session.bind
     if bind is None:
         await ensure_current(session, config)
@@ -249,6 +251,7 @@ def _statements(own_level: int, level: int) -> _Statements:
     #    record of the population, as of as_of.
     rolled = level in ROLLUP_DEPTHS
     rf, of, cf = KpiRecordFact, KpiObligationFact, KpiCallbackFact
+    # The population's own-level ancestor is a parameter here (the statement is built once per level pair).
     active = and_(getattr(rf, f"u{own_level}") == ancestors[-1], rf.received_day >= date_from,
                   rf.received_day <= date_to, *([rf.last_change_at > as_of] if rolled else []))
     final = final_measures(rf)
@@ -406,7 +409,7 @@ async def build_report(
             f"level must be below the unit's level {top.level} and at most 5, got {level}"
             if top.level < 5 else f"unit {unit} is a level-5 unit: it has no units below it to report on"
         )
-    await _ensure_facts(session, config)
+    await ensure_facts(session, config)
 
     scope = ReportScope(unit, top.level, level, date_from, date_to, as_of)
     ancestors = [getattr(top, f"l{n}") for n in range(1, top.level + 1)]
@@ -425,7 +428,7 @@ async def build_report(
     units = (
         await session.execute(
             select(OrgUnit.code, OrgUnit.name, OrgUnit.level)
-            .where(getattr(OrgUnit, f"l{top.level}") == unit, OrgUnit.level == level)
+            .where(Jurisdiction(unit, top.level).condition(OrgUnit.ancestor_columns()), OrgUnit.level == level)
             .order_by(OrgUnit.code)
         )
     ).all()

@@ -17,9 +17,10 @@ from sqlalchemy import and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from gateway.core.time import shanghai_date
 from gateway.reports.facts import configured, ensure_current, kpi_config
 from gateway.reports.models import KpiObligationFact, KpiRecordFact
-from kpi.obligations import OVERDUE, EventIn, RecordIn, deadlines_at, derive, local_day
+from kpi.obligations import OVERDUE, EventIn, RecordIn, deadlines_at, derive
 
 
 def _facts(complaint: Any, events: list[Any], settings: Any) -> Any:
@@ -63,7 +64,7 @@ def overdue_condition(complaint_id: Any, now: datetime) -> ColumnElement[bool]:
     """SQL: the record whose id is the column `complaint_id` has an OVERDUE obligation at `now` (as
     `is_overdue`, from the stored facts). Facts must be current (`ensure_facts_current`)."""
     rf, of = KpiRecordFact, KpiObligationFact
-    today = local_day(now)
+    today = shanghai_date(now)
     step_overdue = exists(
         select(of.complaint_id).where(
             of.complaint_id == rf.complaint_id, of.valid_from <= now,

@@ -46,6 +46,12 @@ class _Grouping:
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+    @classmethod
+    def ancestor_columns(cls) -> tuple[Any, ...]:
+        """`u1`..`u5`, for `gateway.units.jurisdiction.Jurisdiction.condition`."""
+        return (cls.u1, cls.u2, cls.u3, cls.u4, cls.u5)
+
+
 def _grouping_indexes(table: str) -> tuple[Index, ...]:
     return tuple(Index(f"ix_{table}_u{n}_day", f"u{n}", "received_day") for n in (2, 3, 4))
 

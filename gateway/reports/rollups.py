@@ -46,11 +46,10 @@ from sqlalchemy import (
     true,
     union_all,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
+from gateway.core.bulk import dialect_insert
 from gateway.reports.models import (
     ROLLUP_DEPTHS,
     ROLLUP_MEASURES,
@@ -116,8 +115,7 @@ def _unit_keys(depth: Any, source: Any) -> list[Any]:
 
 
 def _upsert(dialect: str, table: Any, key: list[str], values: list[str], source: Any) -> Any:
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(table).from_select([*key, *values], source)
+    stmt = dialect_insert(dialect, table).from_select([*key, *values], source)
     return stmt.on_conflict_do_update(
         index_elements=key, set_={v: table.c[v] + getattr(stmt.excluded, v) for v in values}
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -14,15 +13,14 @@ from gateway.api.gql import enums, errors
 from gateway.api.gql.context import RequestContext, context_of
 from gateway.api.gql.loaders import COMPLAINT_SELECT
 from gateway.api.gql.scalars import DateTime
+from gateway.complaints.filters import USCC_PATTERN, FilterError, filter_conditions
 from gateway.complaints.models import Complaint
-from gateway.complaints.status import status_condition
 from gateway.core.cursor import decode_cursor, encode_cursor
 from gateway.reports.deadlines import ensure_facts_current, overdue_condition
-from gateway.units.jurisdiction import Jurisdiction
 
 MAX_FIRST = 500
 _COMPLAINTS: Table = Complaint.__table__  # type: ignore[assignment]
-_USCC = re.compile(r"^[0-9A-HJ-NPQRTUWXY]{18}$")
+_USCC = USCC_PATTERN
 
 
 class ComplaintFilter(graphene.InputObjectType):
@@ -118,41 +116,21 @@ class ComplaintQuery:
         return cls(ctx, [ctx.complaint_filter(), _COMPLAINTS.c.respondent_uscc == uscc])
 
     async def apply(self, flt: dict[str, Any] | None) -> ComplaintQuery:
-        if not flt:
-            return self
-        c = _COMPLAINTS.c
-        conds = self.conditions
-        for name, column in (("kind", c.kind), ("channel", c.channel), ("urgency", c.urgency),
-                             ("category", c.category), ("hotline", c.hotline)):
-            values = flt.get(name)
-            if values is not None:
-                conds.append(column.in_([str(_value(v)) for v in values]))
-        if flt.get("hotline"):
-            bad = [h for h in flt["hotline"] if h not in {"12315", "12365", "12331", "12358", "12330"}]
-            if bad:
-                raise errors.bad_input(f"filter.hotline: unknown number(s) {', '.join(bad)}", argument="filter")
-        if flt.get("unit") is not None:
-            unit = await self.ctx.loaders.unit.load(flt["unit"])
-            if unit is None:
-                raise errors.bad_input(f"filter.unit: unknown unit code {flt['unit']}", argument="filter")
-            # A unit outside the caller's subtree matches nothing visible: the jurisdiction condition stays.
-            conds.append(Jurisdiction(unit.code, unit.level).condition(Complaint.ancestor_columns()))
-        if flt.get("respondent_uscc") is not None:
-            if not _USCC.match(flt["respondent_uscc"]):
-                raise errors.bad_input("filter.respondentUscc: not an 18-character USCC", argument="filter")
-            conds.append(c.respondent_uscc == flt["respondent_uscc"])
-        if flt.get("received_from") is not None:
-            conds.append(c.received_at >= _aware(flt["received_from"], "receivedFrom"))
-        if flt.get("received_to") is not None:
-            conds.append(c.received_at < _aware(flt["received_to"], "receivedTo"))
-        if flt.get("status"):
-            conds.append(or_(*(status_condition(str(_value(s))) for s in flt["status"])))
-        if flt.get("overdue") is not None:
+        try:
+            parsed = await filter_conditions(flt, self._unit_level)
+        except FilterError as exc:
+            raise errors.bad_input(str(exc), argument="filter") from None
+        self.conditions += parsed.conditions
+        if parsed.overdue is not None:
             # SQL over the stored due dates (gateway.reports.deadlines): exact whatever the list's size.
             await ensure_facts_current(self.ctx.engine)
-            overdue = overdue_condition(c.id, datetime.now(UTC))
-            conds.append(overdue if flt["overdue"] else ~overdue)
+            overdue = overdue_condition(_COMPLAINTS.c.id, datetime.now(UTC))
+            self.conditions.append(overdue if parsed.overdue else ~overdue)
         return self
+
+    async def _unit_level(self, code: str) -> int | None:
+        unit = await self.ctx.loaders.unit.load(code)
+        return None if unit is None else int(unit.level)
 
     async def _slice(self, after: str | None, limit: int) -> list[Any]:
         c = _COMPLAINTS.c
@@ -178,14 +156,6 @@ class ComplaintQuery:
         return [r[0] for r in await self.ctx.loaders._rows(stmt)]
 
 
-def _value(v: Any) -> Any:
-    return getattr(v, "value", v)
-
-
-def _aware(value: datetime, name: str) -> datetime:
-    if value.tzinfo is None:
-        raise errors.bad_input(f"filter.{name}: give an offset, e.g. 2024-01-01T00:00:00+08:00", argument="filter")
-    return value
 
 
 async def resolve_complaints(info: graphene.ResolveInfo, flt: dict[str, Any] | None, first: int,

@@ -9,6 +9,7 @@ import graphene
 
 from gateway.api.gql import errors
 from gateway.api.gql.alerts import EarlyWarning, resolve_alerts
+from gateway.api.gql.analysis import SERIES_ARGS, TRENDS_ARGS, SeriesPoint, TrendReport, resolve_series, resolve_trends
 from gateway.api.gql.audit import PiiReadConnection, resolve_audit_log
 from gateway.api.gql.context import context_of
 from gateway.api.gql.flags import CreditFlagConnection, resolve_credit_flags
@@ -63,6 +64,14 @@ class Query(SupervisionQuery, graphene.ObjectType):
         after=graphene.String(),
         required=True,
         description="Clear reads of personal data, newest first (role `pii`).",
+    )
+    trends = graphene.Field(
+        TrendReport, **TRENDS_ARGS, required=True,
+        description="环比/同比: counts by a dimension against an earlier period (roles supervisor, evaluator).",
+    )
+    series = graphene.Field(
+        graphene.List(graphene.NonNull(SeriesPoint)), **SERIES_ARGS, required=True,
+        description="Zero-filled counts per day, ISO week or month (roles supervisor, evaluator).",
     )
 
     @staticmethod
@@ -123,6 +132,16 @@ class Query(SupervisionQuery, graphene.ObjectType):
                                 actor: str | None = None, after: str | None = None) -> Any:
         return await resolve_audit_log(info, complaint_id, actor, first, after)
 
+    @staticmethod
+    async def resolve_trends(root: Any, info: graphene.ResolveInfo, unit: str, from_: date, to: date, by: Any,
+                             compare_with: Any = None, filter: dict[str, Any] | None = None,
+                             top: int | None = None) -> Any:
+        return await resolve_trends(info, unit, from_, to, by, compare_with, filter, top)
+
+    @staticmethod
+    async def resolve_series(root: Any, info: graphene.ResolveInfo, unit: str, from_: date, to: date, interval: Any,
+                             filter: dict[str, Any] | None = None) -> Any:
+        return await resolve_series(info, unit, from_, to, interval, filter)
 
 def _selects(info: graphene.ResolveInfo, name: str) -> bool:
     """Whether the field being resolved selects `name` directly (fragments are not looked into)."""

@@ -16,7 +16,7 @@ from gateway.api.gql.context import context_of
 from gateway.api.gql.scalars import DateTime
 from gateway.complaints.pii import mask_name, mask_phone
 from gateway.complaints.status import status_of
-from gateway.core.money import cents_to_money
+from gateway.core.money import cents_to_money, money_to_cents
 from gateway.reports.deadlines import deadlines_of
 
 
@@ -125,7 +125,7 @@ class Case(graphene.ObjectType):
 
     @staticmethod
     def resolve_penalty_amount(root: Any, info: graphene.ResolveInfo) -> str | None:
-        return None if root.penalty_amount is None else f"{root.penalty_amount:.2f}"
+        return cents_to_money(money_to_cents(root.penalty_amount))
 
 
 class Incident(graphene.ObjectType):

@@ -9,7 +9,8 @@ import json
 import logging
 
 import pytest
-from conftest import Gateway
+
+from tests.api.gql.conftest import Gateway
 
 SECRET = "FATAL: password authentication failed for user credit, dsn=postgres://credit:hunter2@db-7.internal:5432"
 LEAKS = ("hunter2", "db-7.internal", "FATAL")
@@ -74,6 +75,6 @@ async def test_a_long_body_is_logged_truncated(gw: Gateway, caplog: pytest.LogCa
 
 
 def _reader() -> str:
-    from conftest import token
+    from tests.api.gql.conftest import token
 
     return token("100000", "reader")

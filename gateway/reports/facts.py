@@ -1,60 +1,52 @@
-"""KPI facts: what `kpi.obligations.derive` says about each record, stored so that a report is one
-aggregate query per table at any `as_of` (kpi.md; the design is in docs/kpi.md).
-
-Three tables (`gateway.reports.models`), each carrying copies of the record's grouping columns (u1..u5,
-received_day, received_at) so that a report filters and groups on one table with no join:
-
-- `kpi_record_facts`: one row per record: volumes (kind, channel, hotline, recovered amount) and the
-  instants behind reply_rate, callback_rate, mediation_success_rate and case_filing_rate;
-- `kpi_obligation_facts`: one row per (record, obligation, step): the due date that applies while
-  `as_of` is in [valid_from, valid_to), the fulfilling instant and whether it was on time;
-- `kpi_callback_facts`: one row per (record, step): the latest CALLBACK's satisfaction while `as_of` is
-  in [valid_from, valid_to).
+"""KPI facts: what `kpi.obligations.derive` says about each record, stored so that a report needs no record
+in Python at any `as_of` (kpi.md; the design is in docs/kpi.md; the tables are in `gateway.reports.models`).
 
 Facts are derived in the transaction that stores the records (`derive_facts`, called by
 `gateway.ingest.store.after_store`), in batches: one query for the records, one for their events, one bulk
-delete and one bulk insert per table. They depend on the calendar and the deadline policies; the
-fingerprint of the configuration they were derived with is kept in `sync_state`, and when the
-configuration changes every record's facts are derived again before they are used.
+delete and one bulk insert per table, and the rollups (`gateway.reports.rollups`) follow: the old facts are
+retracted from them before the delete, the new ones added after the insert. Facts depend on the calendar
+and the deadline policies; the fingerprint of the configuration they were derived with is kept in
+`sync_state`, and when the configuration changes every record's facts are derived again before they are used.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import (
-    ARRAY,
-    String,
-    any_,
-    bindparam,
-    delete,
-    select,
-    update,
-)
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.complaints.models import Complaint, Event
 from gateway.core.bulk import bulk_insert_ignoring_duplicates
 from gateway.core.state import get_state, set_state
-from gateway.reports.models import FACT_MODELS, KpiCallbackFact, KpiObligationFact, KpiRecordFact
+from gateway.reports import rollups
+from gateway.reports.models import FACT_MODELS, RECORD_FACT_MODELS, KpiCallbackFact, KpiObligationFact, KpiRecordFact
+from gateway.reports.rollups import id_in
 from kpi.calendar import WorkCalendar
-from kpi.obligations import EventIn, RecordFacts, RecordIn, derive
-from kpi.policies import Policies
+from kpi.obligations import EventIn, RecordFacts, RecordIn, derive, final_view
+from kpi.policies import OBLIGATIONS, Policies
 
 log = logging.getLogger(__name__)
 
 CONFIG_KEY = "kpi.facts_config"
+# Raised whenever what is derived per record changes (2: final views and rollups), so that facts stored by an
+# older version are derived again on first use.
+FACTS_LAYOUT = 2
 RECORDS_PER_DERIVATION = 2000  # records whose facts are derived with one read, one delete, one insert
 # Event types that any rule of kpi.md looks at; the others (DISPATCHED, TRANSFERRED, ...) are not loaded.
 RELEVANT_EVENTS = (
     "ACCEPTED", "REJECTED", "MEDIATION_SUCCEEDED", "MEDIATION_FAILED", "CLOSED", "EXTENDED",
     "CASE_FILED", "CASE_NOT_FILED", "REPLIED", "CALLBACK",
 )
+
+
 
 
 # ------------------------------------------------------------------------------------------ configuration
@@ -67,7 +59,9 @@ class KpiConfig:
 
     @property
     def fingerprint(self) -> str:
-        return f"{self.calendar.fingerprint}:{self.policies.fingerprint}"
+        """Changes with the calendar, the policies and the layout of the facts: stored facts whose fingerprint
+        differs are derived again before use."""
+        return f"facts-{FACTS_LAYOUT}:{self.calendar.fingerprint}:{self.policies.fingerprint}"
 
 
 _config_cache: dict[tuple[Any, ...], KpiConfig] = {}
@@ -105,9 +99,32 @@ def configured() -> KpiConfig:
 # ------------------------------------------------------------------------------------------- derivation
 
 
-def _fact_rows(
-    rec: Any, facts: RecordFacts
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+def final_columns(received_at: datetime, facts: RecordFacts) -> dict[str, Any]:
+    """The final-view columns of a record's `kpi_record_facts` row (see KpiRecordFact)."""
+    view = final_view(facts, received_at)
+    return {
+        "last_change_at": view.last_change_at,
+        "open_due_day": min(view.open_dues.values()) if view.open_dues else None,
+        "last_due_day": view.last_due_day,
+        "final_policies": policies_key(view.policies),
+        "final_satisfaction": view.satisfaction,
+        **{f"final_{code.lower()}": view.states.get(code) for code in OBLIGATIONS},
+    }
+
+
+@lru_cache(maxsize=256)
+def policies_key(versions: tuple[str, ...]) -> str:
+    """A set of policy version names (sorted) as one key: a JSON list (names may hold any character)."""
+    return json.dumps(list(versions), ensure_ascii=False, separators=(",", ":"))
+
+
+# (kpi_record_facts row, kpi_obligation_facts rows, kpi_callback_facts rows) of one record
+FactRows = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def fact_rows(rec: Any, facts: RecordFacts) -> FactRows:
+    """The rows of the three fact tables for one record (`rec`: a NewRecord or a row with its columns) and its
+    derived facts: (kpi_record_facts row, kpi_obligation_facts rows, kpi_callback_facts rows)."""
     grouping = {
         "complaint_id": rec.id, "u1": rec.u1, "u2": rec.u2, "u3": rec.u3, "u4": rec.u4, "u5": rec.u5,
         "received_day": rec.received_day, "received_at": rec.received_at,
@@ -119,7 +136,7 @@ def _fact_rows(
         "concluded_at": facts.concluded_at, "first_callback_at": facts.first_callback_at,
         "mediation_outcome_at": facts.mediation_outcome_at, "mediation_succeeded": facts.mediation_succeeded,
         "decided_at": facts.decided_at, "case_filed": facts.case_filed,
-    }
+    } | final_columns(rec.received_at, facts)
     obligations = [
         grouping | {
             "obligation": s.obligation, "step": s.step, "policy": s.policy, "valid_from": s.valid_from,
@@ -135,14 +152,9 @@ def _fact_rows(
     return record_row, obligations, callbacks
 
 
-def _id_in(column: Any, ids: Sequence[str], dialect: str) -> Any:
-    """`column IN ids`; on PostgreSQL as `= ANY(array)`: one parameter instead of thousands to render."""
-    if dialect == "postgresql":
-        return column == any_(bindparam("ids", list(ids), type_=ARRAY(String)))
-    return column.in_(ids)
-
-
-async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiConfig) -> None:
+async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiConfig, replace: bool = True) -> None:
+    """Derive and store the facts of these stored records; `replace`: they may have facts already (which are
+    taken out of the rollups and deleted first), else they have none (a rebuild after everything was emptied)."""
     dialect = session.get_bind().dialect.name
 
     records = (
@@ -151,7 +163,7 @@ async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiCo
                 Complaint.id, Complaint.kind, Complaint.channel, Complaint.hotline, Complaint.received_at,
                 Complaint.received_day, Complaint.real_name, Complaint.recovered_amount_cents,
                 Complaint.u1, Complaint.u2, Complaint.u3, Complaint.u4, Complaint.u5,
-            ).where(_id_in(Complaint.id, ids, dialect))
+            ).where(id_in(Complaint.id, ids, dialect))
         )
     ).all()
     events: dict[str, list[EventIn]] = {}
@@ -160,7 +172,7 @@ async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiCo
             Event.complaint_id, Event.type, Event.at,
             Event.data["working_days"].as_integer(), Event.data["satisfaction"].as_string(),
         )
-        .where(_id_in(Event.complaint_id, ids, dialect), Event.type.in_(RELEVANT_EVENTS))
+        .where(id_in(Event.complaint_id, ids, dialect), Event.type.in_(RELEVANT_EVENTS))
         .order_by(Event.complaint_id, Event.seq)
     )
     for cid, type_, at, working_days, satisfaction in rows:
@@ -168,19 +180,32 @@ async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiCo
         events.setdefault(cid, []).append(EventIn(type_, at, data))
 
     facts = [
-        _fact_rows(rec, derive(RecordIn(rec.kind, rec.received_at, rec.real_name, events.get(rec.id, ())),
+        fact_rows(rec, derive(RecordIn(rec.kind, rec.received_at, rec.real_name, events.get(rec.id, ())),
                                config.calendar, config.policies))
         for rec in records
     ]
-    for model in FACT_MODELS:
-        await session.execute(
-            delete(model).where(_id_in(model.complaint_id, ids, dialect)).execution_options(synchronize_session=False)
-        )
+    if replace:
+        await _replace_facts(session, ids, facts)
+    else:
+        await _insert_facts(session, facts)
+
+
+async def _replace_facts(session: AsyncSession, ids: Sequence[str], facts: Sequence[FactRows]) -> None:
+    """Store `facts` as the facts of the records `ids`, whatever they had, and keep the rollups in step."""
+    dialect = session.get_bind().dialect.name
+    await rollups.retract(session, ids)
+    for model in RECORD_FACT_MODELS:
+        condition = id_in(model.complaint_id, ids, dialect)
+        await session.execute(delete(model).where(condition).execution_options(synchronize_session=False))
     await _insert_facts(session, facts)
+    await rollups.add(session, ids)
 
 
 async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = RECORDS_PER_DERIVATION) -> int:
-    """Derive every record's facts again (after the calendar or a policy changed); returns the count."""
+    """Derive every record's facts again (after the calendar or a policy changed), and the rollups from them;
+    returns the count of records."""
+    for model in FACT_MODELS:
+        await session.execute(delete(model))
     count, after = 0, ""
     while True:
         ids = list(
@@ -190,8 +215,9 @@ async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = REC
         )
         if not ids:
             break
-        await _derive_batch(session, ids, config)
+        await _derive_batch(session, ids, config, replace=False)
         count, after = count + len(ids), ids[-1]
+    await rollups.rebuild(session)
     await set_state(session, CONFIG_KEY, config.fingerprint)
     return count
 
@@ -243,8 +269,12 @@ async def derive_facts(
         return  # every record, these included, was just derived
     fresh = {r.id: r for r in new}
     if fresh:
-        await _insert_facts(session, [
-            _fact_rows(rec, derive(RecordIn(rec.kind, rec.received_at, rec.real_name, rec.events),
+        fresh_ids = list(fresh)
+        # Normally there is nothing to take out. But a writer that inserted the same new record concurrently
+        # and committed first left facts, already in the rollups (this transaction waited for its record
+        # row): they are retracted and replaced, so that the rollups count each record once.
+        await _replace_facts(session, fresh_ids, [
+            fact_rows(rec, derive(RecordIn(rec.kind, rec.received_at, rec.real_name, rec.events),
                                    config.calendar, config.policies))
             for rec in fresh.values()
         ])
@@ -253,9 +283,7 @@ async def derive_facts(
         await _derive_batch(session, ids[start:start + RECORDS_PER_DERIVATION], config)
 
 
-async def _insert_facts(
-    session: AsyncSession, facts: Sequence[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]
-) -> None:
+async def _insert_facts(session: AsyncSession, facts: Sequence[FactRows]) -> None:
     await bulk_insert_ignoring_duplicates(session, KpiRecordFact, [r for r, _, _ in facts])
     await bulk_insert_ignoring_duplicates(session, KpiObligationFact, [o for _, obs, _ in facts for o in obs])
     await bulk_insert_ignoring_duplicates(session, KpiCallbackFact, [c for _, _, cbs in facts for c in cbs])
@@ -263,10 +291,11 @@ async def _insert_facts(
 
 async def refresh_fact_units(session: AsyncSession) -> None:
     """Copy u1..u5 from the records into their facts again, after the unit tree changed shape
-    (`gateway.ingest.units_file.refresh_record_ancestors`)."""
-    for model in FACT_MODELS:
+    (`gateway.ingest.units_file.refresh_record_ancestors`), and rebuild the rollups, whose keys are units."""
+    for model in RECORD_FACT_MODELS:
         values = {
             f"u{n}": select(getattr(Complaint, f"u{n}")).where(Complaint.id == model.complaint_id).scalar_subquery()
             for n in range(1, 6)
         }
         await session.execute(update(model).values(**values).execution_options(synchronize_session=False))
+    await rollups.rebuild(session)

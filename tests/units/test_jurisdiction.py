@@ -87,7 +87,7 @@ async def test_unknown_caller_unit_has_no_jurisdiction(db: Database) -> None:
 
 
 SECRET = "jurisdiction-test-secret-of-32-bytes"
-FORM = {"unit": "510800", "level": "", "from": "2024-03-01", "to": "2024-03-31", "as_of": ""}
+FORM = {"unit": "510800", "level": "", "period": "custom", "from": "2024-03-01", "to": "2024-03-31", "as_of": ""}
 
 
 @pytest.mark.parametrize("secret", [None, SECRET])

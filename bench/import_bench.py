@@ -252,9 +252,8 @@ def rebuild(url: str, which: str, limit: int) -> None:
             count, after = 0, ""
             async with transaction(sm) as session:
                 while count < limit:
-                    ids = list((await session.execute(
-                        select(Complaint.id).where(Complaint.id > after).order_by(Complaint.id).limit(facts.RECORDS_PER_DERIVATION)
-                    )).scalars())
+                    query = select(Complaint.id).where(Complaint.id > after).order_by(Complaint.id)
+                    ids = list((await session.execute(query.limit(facts.RECORDS_PER_DERIVATION))).scalars())
                     if not ids:
                         break
                     await facts._derive_batch(session, ids, config)

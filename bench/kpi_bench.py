@@ -1,24 +1,35 @@
-"""KPI report speed (issue 5): N records over a province (cities, counties, stations) over one year.
+"""KPI report speed at national scale (issue 13): the 31 provinces' unit tree, one year of records.
 
-1. Generates the records in chunks (the simulators' realistic lifecycles), derives their KPI facts with
-   `kpi.obligations.derive` (pure cost per record), and bulk-loads the facts into PostgreSQL and SQLite
-   (migrated schemas, the province's unit tree) and into Parquet files.
-2. Times a province-by-city quarterly report and a city-by-station yearly report with
-   `gateway.reports.build.build_report`, cold (first run on a fresh engine) and warm (median of 5), with the
-   peak of Python memory allocated during the report (tracemalloc) and the process's peak RSS.
-3. Times DuckDB running the same three aggregates over the Parquet export (cold: new connection; warm).
-4. Times facts derivation during import: `ingest_raw` of --import-records records with and without the
-   KPI hook, and `rebuild_all` over them (load events, derive, delete and insert facts), per record.
+1. Builds two data sets (default 1 M and 10 M records over 2024). The smaller one's facts are generated
+   directly (lifecycles like the simulators', without the JSON records) and go through the production
+   derivation (`kpi.obligations.derive`, `gateway.reports.facts.fact_rows`), then are bulk-loaded into
+   PostgreSQL (COPY) and SQLite (executemany) and written to Parquet. The larger set handles each of those
+   derived records at N units (copy 0 at its own): rows copied inside PostgreSQL, DuckDB and SQLite (sets up
+   to --sqlite-max-records), so that 10 M records take minutes on two cores. The rollups are then built by
+   `gateway.reports.rollups.rebuild`, the code an operator's re-derivation runs.
+2. Times three reports with `gateway.reports.build.build_report`, cold (first run on a fresh engine) and warm
+   (median of 5): province by city for a quarter, national by province for the year, city by station for the
+   year; PostgreSQL and SQLite must give the same document.
+3. Times DuckDB over the same facts in Parquet, running the per-record aggregates (what a report was before
+   rollups: three GROUP BYs over the facts), cold (new connection) and warm.
+4. Measures what storing costs: `ingest_raw` of --import-records records without KPI facts, with facts but no
+   rollups, and with both.
+5. Ends with the goals of issue 13, judged against the bar:
+   R-a province-by-city quarter at the smaller set, PostgreSQL warm / DuckDB warm (<= 1.5);
+   R-b national-by-province year at the larger set, PostgreSQL warm, seconds (<= 2);
+   R-c the same report at the larger set / at the smaller set, PostgreSQL warm (<= 3).
 
-    .venv/bin/python bench/kpi_bench.py --records 1000000          # the full size
-    .venv/bin/python bench/kpi_bench.py --records 200000 --backends sqlite
+    .venv/bin/python bench/kpi_bench.py                                   # 1 M and 10 M records
+    .venv/bin/python bench/kpi_bench.py --sizes 100000,1000000 --import-records 5000
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import bisect
 import os
+import random
 import resource
 import sqlite3
 import statistics
@@ -26,10 +37,10 @@ import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,53 +55,124 @@ from connectors.simulators.data import generate_records  # noqa: E402
 from gateway.core.db import make_engine, make_sessionmaker, transaction  # noqa: E402
 from gateway.core.migrate import migrate  # noqa: E402
 from gateway.core.state import set_state  # noqa: E402
-from gateway.core.time import parse_instant  # noqa: E402
 from gateway.ingest.units_file import import_units  # noqa: E402
+from gateway.reports import rollups  # noqa: E402
 from gateway.reports.build import build_report  # noqa: E402
-from gateway.reports.facts import CONFIG_KEY, kpi_config, rebuild_all  # noqa: E402
-from gateway.reports.models import FACT_MODELS  # noqa: E402
-from gateway.units.sample import province_tree, units_csv  # noqa: E402
+from gateway.reports.facts import CONFIG_KEY, NewRecord, fact_rows, kpi_config  # noqa: E402
+from gateway.reports.models import RECORD_FACT_MODELS  # noqa: E402
+from gateway.units.sample import province_tree, tree_ancestors, units_csv  # noqa: E402
 from kpi.obligations import EventIn, RecordIn, derive, local_day  # noqa: E402
 
 PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-CHUNK = 20_000
+CHUNK = 50_000
+CST = timedelta(hours=8)
+START = datetime(2024, 1, 1, tzinfo=UTC) - CST  # 2024-01-01T00:00+08:00
+HORIZON = START + timedelta(days=365 + 20)  # lifecycles stop here, as the simulators' do
 AS_OF = datetime.fromisoformat("2025-01-20T00:00:00+08:00")
 CONFIG = kpi_config()
+PROVINCES = ("11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41",
+             "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65")
 
 
-def fact_rows(raws: list[dict[str, Any]], ancestors: dict[str, tuple[str | None, ...]]
-              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], float]:
-    """The three tables' rows for a chunk of records, and the seconds spent in `derive`."""
-    recs, obls, cbs = [], [], []
-    spent = 0.0
-    for raw in raws:
-        received = parse_instant(raw["received_at"]).astimezone(UTC)
-        events = sorted(
-            (EventIn(e["type"], parse_instant(e["at"]).astimezone(UTC), e["data"]) for e in raw["events"]),
-            key=lambda e: e.at,
-        )
-        started = time.perf_counter()
-        facts = derive(RecordIn(raw["kind"], received, raw["complainant"]["real_name"], events),
-                       CONFIG.calendar, CONFIG.policies)
-        spent += time.perf_counter() - started
-        anc = ancestors[raw["handling_unit"]]
-        group = {"complaint_id": raw["id"], **{f"u{n + 1}": anc[n] for n in range(5)},
-                 "received_day": local_day(received), "received_at": received}
-        cents = raw["recovered_amount"]
-        recs.append(group | {
-            "kind": raw["kind"], "channel": raw["channel"], "hotline": raw["hotline"],
-            "recovered_cents": int(round(float(cents) * 100)) if cents else 0,
-            "reply_owed_at": facts.reply_owed_at, "replied_at": facts.replied_at,
-            "concluded_at": facts.concluded_at, "first_callback_at": facts.first_callback_at,
-            "mediation_outcome_at": facts.mediation_outcome_at, "mediation_succeeded": facts.mediation_succeeded,
-            "decided_at": facts.decided_at, "case_filed": facts.case_filed,
-        })
-        obls += [group | {"obligation": s.obligation, "step": s.step, "policy": s.policy,
-                          "valid_from": s.valid_from, "valid_to": s.valid_to, "due_day": s.due_day,
-                          "fulfilled_at": s.fulfilled_at, "on_time": s.on_time} for s in facts.obligations]
-        cbs += [group | {"step": c.step, "valid_from": c.valid_from, "valid_to": c.valid_to,
-                         "satisfaction": c.satisfaction} for c in facts.callbacks]
-    return recs, obls, cbs, spent
+# ------------------------------------------------------------------------------------------------ data
+
+
+def national_tree() -> list[tuple[str, str, int, str]]:
+    """The national administration, 31 provinces, their cities and counties, two stations per county."""
+    rows: dict[str, tuple[str, str, int, str]] = {}
+    for prefix in PROVINCES:
+        for row in province_tree(prefix, stations_per_county=2):
+            rows.setdefault(row[0], row)
+    return sorted(rows.values(), key=lambda r: (r[2], r[0]))
+
+
+class Weighted:
+    """rng.choices for one table, without rebuilding the cumulative weights at every call."""
+
+    def __init__(self, table: tuple[tuple[Any, int], ...]) -> None:
+        self.values = [v for v, _ in table]
+        total, self.cum = 0, []
+        for _, w in table:
+            total += w
+            self.cum.append(total)
+        self.total = total
+
+    def pick(self, rng: random.Random) -> Any:
+        return self.values[bisect.bisect_right(self.cum, rng.random() * self.total)]
+
+
+KINDS = Weighted((("COMPLAINT", 55), ("REPORT", 25), ("INQUIRY", 15), ("SUGGESTION", 5)))
+CHANNELS = Weighted((("HOTLINE", 45), ("WEB", 15), ("WECHAT", 12), ("APP", 8), ("MINI_PROGRAM", 6), ("SMS", 2),
+                     ("LETTER", 2), ("VISIT", 3), ("GOV_HOTLINE_TRANSFER", 6), ("OTHER_TRANSFER", 1)))
+HOTLINES = Weighted((("12315", 80), ("12365", 8), ("12331", 6), ("12358", 4), ("12330", 2)))
+SATISFACTION = Weighted((("SATISFIED", 70), ("BASICALLY_SATISFIED", 15), ("UNSATISFIED", 8), ("UNREACHABLE", 7)))
+
+
+def lifecycle(rng: random.Random, kind: str, received: datetime, real_name: bool) -> tuple[list[EventIn], int]:
+    """The events a rule of kpi.md reads, as the simulators' records have them; and recovered cents."""
+    events: list[EventIn] = []
+    at = received
+    open_ = True
+
+    def add(type_: str, low: float, high: float, data: dict[str, Any] | None = None) -> bool:
+        nonlocal at, open_
+        if not open_:
+            return False
+        nxt = at + timedelta(hours=rng.uniform(low * 24, high * 24))
+        if nxt > HORIZON:
+            open_ = False
+            return False
+        at = nxt
+        events.append(EventIn(type_, at, data or {}))
+        return True
+
+    recovered = 0
+    stop_early = rng.random() < 0.12
+    if kind == "COMPLAINT":
+        amount = rng.randrange(2000, 2_000_000) if rng.random() < 0.7 else 0
+        if rng.random() < 0.1:
+            add("REJECTED", 1, 9)
+            add("REPLIED", 0, 2)
+        elif add("ACCEPTED", 0.5, 10) and not stop_early:
+            succeeded = rng.random() < 0.6
+            if add("MEDIATION_SUCCEEDED" if succeeded else "MEDIATION_FAILED", 3, 55):
+                if succeeded and amount:
+                    recovered = amount * rng.choice((10, 5, 8)) // 10
+                add("REPLIED", 0, 3)
+                if rng.random() < 0.8:
+                    add("CALLBACK", 1, 6, {"satisfaction": SATISFACTION.pick(rng)})
+                add("CLOSED", 0, 2)
+    elif kind == "REPORT":
+        if rng.random() < 0.1:
+            add("EXTENDED", 8, 14, {"working_days": 15})
+        if not stop_early:
+            add("CASE_FILED" if rng.random() < 0.3 else "CASE_NOT_FILED", 2, 22)
+            if real_name:
+                add("REPLIED", 0.5, 8)
+            add("CLOSED", 0, 3)
+    elif not stop_early:
+        add("REPLIED", 0, 3 if kind == "INQUIRY" else 10)
+        add("CLOSED", 0, 1)
+    return events, recovered
+
+
+def synthesize(n: int, seed: int, prefix: str, handling: list[str],
+               ancestors: dict[str, tuple[str | None, ...]]) -> Iterator[NewRecord]:
+    """`n` records received over 2024 by the handling units, as the store would hand them to the facts."""
+    rng = random.Random(seed)
+    for i in range(n):
+        kind = KINDS.pick(rng)
+        channel = CHANNELS.pick(rng)
+        unit = handling[int(rng.random() * len(handling))]
+        received = START + timedelta(seconds=int(rng.random() * 365 * 86400))
+        real_name = rng.random() < (0.85 if kind != "REPORT" else 0.6)
+        events, cents = lifecycle(rng, kind, received, real_name)
+        u1, u2, u3, u4, u5 = ancestors[unit]
+        yield NewRecord(f"{prefix}{i:09d}", kind, channel, HOTLINES.pick(rng) if channel == "HOTLINE" else None,
+                        received, local_day(received), real_name, cents, u1, u2, u3, u4, u5, events)
+
+
+# ------------------------------------------------------------------------------------------------ loading
 
 
 def columns(model: Any) -> list[str]:
@@ -108,42 +190,6 @@ def sqlite_value(v: Any) -> Any:
     return v
 
 
-class Loader:
-    """Bulk loaders for PostgreSQL (COPY), SQLite (executemany) and Parquet (pyarrow writers)."""
-
-    def __init__(self, pg_conn: Any, sqlite_path: Path | None, parquet_dir: Path) -> None:
-        self.pg = pg_conn
-        self.sqlite = sqlite3.connect(sqlite_path) if sqlite_path else None
-        self.parquet_dir = parquet_dir
-        self.writers: dict[str, pq.ParquetWriter] = {}
-
-    async def load(self, tables: list[tuple[Any, list[dict[str, Any]]]]) -> None:
-        for model, rows in tables:
-            cols = columns(model)
-            name = model.__tablename__
-            if self.pg is not None and rows:
-                await self.pg.copy_records_to_table(name, records=[tuple(r[c] for c in cols) for r in rows],
-                                                    columns=cols)
-            if self.sqlite is not None and rows:
-                self.sqlite.executemany(
-                    f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                    [tuple(sqlite_value(r[c]) for c in cols) for r in rows],
-                )
-            if rows:
-                table = pa.Table.from_pylist([{c: r[c] for c in cols} for r in rows], schema=arrow_schema(model))
-                if name not in self.writers:
-                    self.writers[name] = pq.ParquetWriter(self.parquet_dir / f"{name}.parquet", table.schema)
-                self.writers[name].write_table(table)
-
-    def close(self) -> None:
-        if self.sqlite is not None:
-            self.sqlite.commit()
-            self.sqlite.execute("ANALYZE")
-            self.sqlite.close()
-        for w in self.writers.values():
-            w.close()
-
-
 def arrow_schema(model: Any) -> pa.Schema:
     from sqlalchemy import BigInteger, Boolean, Date, SmallInteger
 
@@ -156,12 +202,155 @@ def arrow_schema(model: Any) -> pa.Schema:
             at = pa.int64()
         elif isinstance(t, Date):
             at = pa.date32()
-        elif "DateTime" in type(t).__name__ or "UTCDateTime" in type(t).__name__:
+        elif "DateTime" in type(t).__name__:
             at = pa.timestamp("us", tz="UTC")
         else:
             at = pa.string()
         fields.append(pa.field(c.name, at))
     return pa.schema(fields)
+
+
+@dataclass
+class DataSet:
+    """One data set: a PostgreSQL schema, maybe an SQLite file, a Parquet directory."""
+
+    size: int
+    schema: str
+    sqlite_path: Path | None
+    parquet_dir: Path
+    pg: Any = None
+    sqlite: sqlite3.Connection | None = None
+    writers: dict[str, pq.ParquetWriter] | None = None
+
+    @property
+    def pg_url(self) -> str:
+        return f"{PG_URL}?search_path={self.schema}"
+
+    @property
+    def sqlite_url(self) -> str | None:
+        return f"sqlite+aiosqlite:///{self.sqlite_path}" if self.sqlite_path else None
+
+    async def open(self) -> None:
+        import asyncpg
+
+        self.pg = await asyncpg.connect(host="127.0.0.1", user="postgres", database="test",
+                                        server_settings={"search_path": self.schema})
+        self.sqlite = sqlite3.connect(self.sqlite_path) if self.sqlite_path else None
+        self.writers = {}
+
+    async def load(self, tables: list[tuple[Any, list[dict[str, Any]]]]) -> None:
+        assert self.writers is not None
+        for model, rows in tables:
+            if not rows:
+                continue
+            cols = columns(model)
+            name = model.__tablename__
+            await self.pg.copy_records_to_table(name, records=[tuple(r[c] for c in cols) for r in rows], columns=cols)
+            if self.sqlite is not None:
+                self.sqlite.executemany(
+                    f"INSERT INTO {name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                    [tuple(sqlite_value(r[c]) for c in cols) for r in rows],
+                )
+            table = pa.Table.from_pylist([{c: r[c] for c in cols} for r in rows], schema=arrow_schema(model))
+            if name not in self.writers:
+                self.writers[name] = pq.ParquetWriter(self.parquet_dir / f"{name}.parquet", table.schema)
+            self.writers[name].write_table(table)
+
+    async def close(self) -> None:
+        if self.sqlite is not None:
+            self.sqlite.commit()
+            self.sqlite.close()
+        for w in (self.writers or {}).values():
+            w.close()
+        await self.pg.execute("ANALYZE")
+        await self.pg.close()
+
+
+def unit_map(handling: list[str], ancestors: dict[str, tuple[str | None, ...]], copies: int) -> list[tuple[Any, ...]]:
+    """(copy, handling unit, u1..u5 of the unit its copy is handled by): copy 0 keeps the unit."""
+    stride = max(1, len(handling) // copies)
+    return [(k, h, *ancestors[handling[(i + k * stride) % len(handling)]])
+            for k in range(copies) for i, h in enumerate(handling)]
+
+
+def copy_select(model: Any, source: str) -> str:
+    """SELECT of `model`'s columns from `source` joined to unit_map: each fact row once per copy, its record id
+    suffixed with the copy and its units those of the copy's handling unit."""
+    exprs = []
+    for col in columns(model):
+        if col == "complaint_id":
+            exprs.append("t.complaint_id || '~' || CAST(m.k AS VARCHAR)")
+        elif col in ("u1", "u2", "u3", "u4", "u5"):
+            exprs.append(f"m.{col}")
+        else:
+            exprs.append(f"t.{col}")
+    return (f"SELECT {', '.join(exprs)} FROM {source} t JOIN unit_map m ON m.unit = coalesce(t.u5, t.u4)")
+
+
+async def replicate(small: DataSet, large: DataSet, mapping: list[tuple[Any, ...]]) -> None:
+    """The larger set from the smaller one, every derived record handled at `copies` units: in PostgreSQL
+    (INSERT … SELECT), DuckDB (Parquet to Parquet) and SQLite (ATTACH), without Python in the row path."""
+    import asyncpg
+
+    conn = await asyncpg.connect(host="127.0.0.1", user="postgres", database="test",
+                                 server_settings={"search_path": large.schema})
+    await conn.execute("CREATE TABLE unit_map (k int, unit varchar, u1 varchar, u2 varchar, u3 varchar, "
+                       "u4 varchar, u5 varchar)")
+    await conn.copy_records_to_table("unit_map", records=mapping)
+    for model in RECORD_FACT_MODELS:
+        name = model.__tablename__
+        await conn.execute(f"INSERT INTO {name} ({', '.join(columns(model))}) "
+                           + copy_select(model, f"{small.schema}.{name}"))
+    await conn.execute("DROP TABLE unit_map")
+    await conn.execute("ANALYZE")
+    await conn.close()
+    duck = duckdb.connect()
+    duck.execute("CREATE TABLE unit_map (k INTEGER, unit VARCHAR, u1 VARCHAR, u2 VARCHAR, u3 VARCHAR, "
+                 "u4 VARCHAR, u5 VARCHAR)")
+    duck.executemany("INSERT INTO unit_map VALUES (?, ?, ?, ?, ?, ?, ?)", mapping)
+    for model in RECORD_FACT_MODELS:
+        name = model.__tablename__
+        duck.execute(f"COPY ({copy_select(model, repr(str(small.parquet_dir / f'{name}.parquet')))}) "
+                     f"TO '{large.parquet_dir / f'{name}.parquet'}' (FORMAT PARQUET)")
+    duck.close()
+    if large.sqlite_path and small.sqlite_path:
+        lite = sqlite3.connect(large.sqlite_path)
+        lite.execute(f"ATTACH DATABASE '{small.sqlite_path}' AS small")
+        lite.execute("CREATE TEMP TABLE unit_map (k, unit, u1, u2, u3, u4, u5)")
+        lite.executemany("INSERT INTO unit_map VALUES (?, ?, ?, ?, ?, ?, ?)", mapping)
+        lite.execute("CREATE INDEX temp.ix_unit_map ON unit_map (unit)")
+        for model in RECORD_FACT_MODELS:
+            name = model.__tablename__
+            lite.execute(f"INSERT INTO {name} ({', '.join(columns(model))}) "
+                         + copy_select(model, f"small.{name}").replace("CAST(m.k AS VARCHAR)", "m.k"))
+        lite.commit()
+        lite.close()
+
+
+async def prepare(url: str, units_text: str) -> None:
+    engine = make_engine(url)
+    await migrate(engine)
+    sm = make_sessionmaker(engine)
+    async with transaction(sm) as session:
+        await import_units(session, units_text)
+        await set_state(session, CONFIG_KEY, CONFIG.fingerprint)
+    await engine.dispose()
+
+
+async def build_rollups(url: str) -> float:
+    engine = make_engine(url)
+    started = time.perf_counter()
+    async with transaction(make_sessionmaker(engine)) as session:
+        await rollups.rebuild(session)
+    elapsed = time.perf_counter() - started
+    await engine.dispose()
+    if url.startswith("sqlite"):
+        with sqlite3.connect(url.removeprefix("sqlite+aiosqlite:///")) as conn:
+            conn.execute("ANALYZE")
+    return elapsed
+
+
+# ------------------------------------------------------------------------------------------------ reports
 
 
 DUCK_SQL = {
@@ -197,7 +386,9 @@ DUCK_SQL = {
 
 
 def duck_report(con: Any, parquet: Path, unit: str, own: int, level: int, d_from: date, d_to: date) -> int:
-    from kpi.metrics import CHANNELS, HOTLINES, KINDS
+    from kpi.metrics import CHANNELS as CH
+    from kpi.metrics import HOTLINES as HL
+    from kpi.metrics import KINDS as KD
 
     def counts(col: str, values: tuple[str, ...]) -> str:
         return ", ".join(f"sum(CASE WHEN {col} = '{v}' THEN 1 ELSE 0 END)" for v in values)
@@ -205,8 +396,8 @@ def duck_report(con: Any, parquet: Path, unit: str, own: int, level: int, d_from
     params = {"unit": unit, "from": d_from, "to": d_to, "as_of": AS_OF, "day": local_day(AS_OF)}
     total = 0
     for name, sql in DUCK_SQL.items():
-        text = sql.format(row=f"u{level}", own=f"u{own}", dir=parquet, kinds=counts("kind", KINDS),
-                          channels=counts("channel", CHANNELS), hotlines=counts("hotline", HOTLINES))
+        text = sql.format(row=f"u{level}", own=f"u{own}", dir=parquet, kinds=counts("kind", KD),
+                          channels=counts("channel", CH), hotlines=counts("hotline", HL))
         used = {k: v for k, v in params.items() if f"${k}" in text}
         rows = con.execute(text, used).fetchall()
         if name == "records":
@@ -220,183 +411,208 @@ async def timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
     return time.perf_counter() - started, result
 
 
-REPORTS = [  # (label, unit, level, from, to); the city is filled in at run time
-    ("province by city, Q2", "510000", 3, date(2024, 4, 1), date(2024, 6, 30)),
-    ("city by station, year", "CITY", 5, date(2024, 1, 1), date(2024, 12, 31)),
-]
+@dataclass(frozen=True)
+class Report:
+    name: str
+    unit: str
+    own_level: int
+    level: int
+    date_from: date
+    date_to: date
 
 
-async def time_reports(url: str, city: str, label: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, unit, level, d_from, d_to in REPORTS:
-        unit = city if unit == "CITY" else unit
-        engine = make_engine(url)
-        sm = make_sessionmaker(engine)
-
-        async def run(unit: str = unit, level: int = level, d_from: date = d_from, d_to: date = d_to,
-                      sm: Any = sm) -> Any:
-            async with sm() as session:
-                return await build_report(session, unit=unit, level=level, date_from=d_from, date_to=d_to,
-                                          as_of=AS_OF, config=CONFIG)
-
-        tracemalloc.start()
-        cold, doc = await timed(run)
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        warm = statistics.median([(await timed(run))[0] for _ in range(5)])
-        await engine.dispose()
-        out[name] = (cold, warm, peak / 2**20, doc["total"]["received"], len(doc["rows"]))
-        print(f"  {label:10} {name:24} cold {cold * 1000:8.1f} ms  warm {warm * 1000:8.1f} ms  "
-              f"report's Python allocations peak {peak / 2**20:6.1f} MiB  "
-              f"({doc['total']['received']} records, {len(doc['rows'])} rows)", flush=True)
-    return out
+def reports(city: str) -> list[Report]:
+    return [
+        Report("province by city, Q2", "510000", 2, 3, date(2024, 4, 1), date(2024, 6, 30)),
+        Report("national by province, year", "100000", 1, 2, date(2024, 1, 1), date(2024, 12, 31)),
+        Report("city by station, year", city, 3, 5, date(2024, 1, 1), date(2024, 12, 31)),
+    ]
 
 
-async def import_cost(url: str, n: int, handling: list[str]) -> None:
-    """ingest_raw with and without the KPI hook, then rebuild_all, per record."""
-    import gateway.reports.facts as kpi_store
+async def time_report(url: str, rep: Report) -> tuple[float, float, dict[str, Any]]:
+    engine = make_engine(url)
+    sm = make_sessionmaker(engine)
+
+    async def run() -> Any:
+        async with sm() as session:
+            return await build_report(session, unit=rep.unit, level=rep.level, date_from=rep.date_from,
+                                      date_to=rep.date_to, as_of=AS_OF, config=CONFIG)
+
+    cold, doc = await timed(run)
+    warm = statistics.median([(await timed(run))[0] for _ in range(5)])
+    await engine.dispose()
+    return cold, warm, doc
+
+
+def time_duck(parquet: Path, rep: Report) -> tuple[float, float, int]:
+    t0 = time.perf_counter()
+    con = duckdb.connect()
+    total = duck_report(con, parquet, rep.unit, rep.own_level, rep.level, rep.date_from, rep.date_to)
+    cold = time.perf_counter() - t0
+    warm = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        duck_report(con, parquet, rep.unit, rep.own_level, rep.level, rep.date_from, rep.date_to)
+        warm.append(time.perf_counter() - t0)
+    con.close()
+    return cold, statistics.median(warm), total
+
+
+# ------------------------------------------------------------------------------------------------ storing
+
+
+async def import_cost(url: str, n: int, handling: list[str]) -> str:
+    """ingest_raw in batches of 1000: without KPI facts, with facts but no rollups, with both."""
+    import gateway.ingest.store as store
     from gateway.ingest.store import ingest_raw
 
     raws = generate_records(n, handling, seed=99, id_prefix="I", days=365)
     engine = make_engine(url)
     sm = make_sessionmaker(engine)
-    real = kpi_store.derive_facts
+    real_derive, real_add = store.derive_facts, rollups.add
 
     async def noop(*_: Any, **__: Any) -> None:
         return None
 
     results = {}
-    for label, prefix, hook in (("without KPI facts", "a", noop), ("with KPI facts", "b", real)):
-        kpi_store.derive_facts = hook  # type: ignore[assignment]
-        batch = [dict(r, id=f"{prefix}{r['id']}", events=[dict(e, id=f"{prefix}{e['id']}") for e in r["events"]])
-                 for r in raws]
-        started = time.perf_counter()
-        for i in range(0, n, 1000):
-            async with transaction(sm) as session:
-                await ingest_raw(session, batch[i:i + 1000])
-        results[label] = time.perf_counter() - started
-    kpi_store.derive_facts = real  # type: ignore[assignment]
-    started = time.perf_counter()
-    async with transaction(sm) as session:
-        rebuilt = await rebuild_all(session, CONFIG)
-    rebuild = time.perf_counter() - started
-    await engine.dispose()
-    a, b = results["without KPI facts"], results["with KPI facts"]
-    print(f"  import {n} records: {n / a:8.0f} rec/s without the KPI hook, {n / b:8.0f} rec/s with it "
-          f"(+{(b - a) / n * 1e6:.0f} µs per record); rebuild_all of {rebuilt} records "
-          f"{rebuild / rebuilt * 1e6:.0f} µs per record", flush=True)
+    variants = (("no KPI facts", "a", noop, real_add), ("facts, no rollups", "b", real_derive, noop),
+                ("facts and rollups", "c", real_derive, real_add))
+    try:
+        for label, prefix, derive_hook, add_hook in variants:
+            store.derive_facts = derive_hook  # type: ignore[assignment]
+            rollups.add = add_hook  # type: ignore[assignment]
+            batch = [dict(r, id=f"{prefix}{r['id']}", events=[dict(e, id=f"{prefix}{e['id']}") for e in r["events"]])
+                     for r in raws]
+            started = time.perf_counter()
+            for i in range(0, n, 1000):
+                async with transaction(sm) as session:
+                    await ingest_raw(session, batch[i:i + 1000])
+            results[label] = time.perf_counter() - started
+    finally:
+        store.derive_facts, rollups.add = real_derive, real_add  # type: ignore[assignment]
+        await engine.dispose()
+    return ", ".join(f"{label} {n / s:6.0f} rec/s" for label, s in results.items())
 
 
-async def prepare(url: str, units_text: str) -> None:
-    engine = make_engine(url)
-    await migrate(engine)
-    sm = make_sessionmaker(engine)
-    async with transaction(sm) as session:
-        await import_units(session, units_text)
-        await set_state(session, CONFIG_KEY, CONFIG.fingerprint)
-    await engine.dispose()
+# ------------------------------------------------------------------------------------------------ main
 
 
-async def main() -> None:
+def verdict(name: str, value: float, bar: float) -> str:
+    return f"goal {name}: {value:.2f} (goal <= {bar:g}) {'PASS' if value <= bar else 'FAIL'}"
+
+
+async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=200_000)
-    parser.add_argument("--backends", default="postgresql,sqlite")
-    parser.add_argument("--import-records", type=int, default=20_000)
+    parser.add_argument("--sizes", default="1000000,10000000", help="two data sets: smaller,larger")
+    parser.add_argument("--sqlite-max-records", type=int, default=1_000_000,
+                        help="load SQLite only for sets up to this size (10 M rows of SQLite take long to load)")
+    parser.add_argument("--import-records", type=int, default=10_000)
+    parser.add_argument("--keep", action="store_true", help="keep the PostgreSQL schemas (to look at plans)")
     args = parser.parse_args()
-    backends = args.backends.split(",")
+    small, large = (int(s) for s in args.sizes.split(","))
+    copies = large // small
+    if copies * small != large or copies < 1:
+        parser.error("the larger size must be a multiple of the smaller")
 
-    rows = province_tree("51", stations_per_county=2)
-    units_text = units_csv(rows)
-    parents = {code: parent for code, _, _, parent in rows}
-    levels = {code: level for code, _, level, _ in rows}
-    ancestors: dict[str, tuple[str | None, ...]] = {}
-    for code in parents:
-        anc: list[str | None] = [None] * 5
-        cur: str | None = code
-        while cur:
-            anc[levels[cur] - 1] = cur
-            cur = parents[cur] or None
-        ancestors[code] = tuple(anc)
-    handling = [code for code, _, level, _ in rows if level >= 4]
-    cities = sorted(code for code, _, level, _ in rows if level == 3)
-    city = max(cities, key=lambda c: sum(1 for h in handling if ancestors[h][2] == c))
-    print(f"{len(rows)} units ({len(cities)} cities, {len(handling)} counties and stations); "
-          f"{args.records} records over 2024; city for the station report: {city}", flush=True)
+    tree = national_tree()
+    units_text = units_csv(tree)
+    ancestors = tree_ancestors(tree)
+    handling = [code for code, _, level, _ in tree if level >= 4]
+    city = max((code for code, _, level, _ in tree if level == 3 and code.startswith("51")),
+               key=lambda c: sum(1 for h in handling if ancestors[h][2] == c))
+    print(f"{len(tree)} units ({sum(1 for r in tree if r[2] == 2)} provinces, {len(handling)} counties and "
+          f"stations handle records); data sets of {small} and {large} records over 2024; as_of {AS_OF}; "
+          f"city for the station report: {city}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
-        tmpdir = Path(tmp)
-        schema = f"kpibench_{uuid.uuid4().hex[:8]}"
-        pg_url = f"{PG_URL}?search_path={schema}"
-        sqlite_path = tmpdir / "kpi.db"
-        sqlite_url = f"sqlite+aiosqlite:///{sqlite_path}"
-        pg_conn = None
-        if "postgresql" in backends:
-            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc",
-                            f"CREATE SCHEMA {schema}"], check=True)
-            await prepare(pg_url, units_text)
-            import asyncpg
-
-            pg_conn = await asyncpg.connect(host="127.0.0.1", user="postgres", database="test",
-                                            server_settings={"search_path": schema})
-        if "sqlite" in backends:
-            await prepare(sqlite_url, units_text)
+        sets = []
+        for size in (small, large):
+            directory = Path(tmp) / str(size)
+            directory.mkdir()
+            sets.append(DataSet(size, f"kpibench_{uuid.uuid4().hex[:8]}",
+                                directory / "kpi.db" if size <= args.sqlite_max_records else None, directory))
         try:
-            loader = Loader(pg_conn, sqlite_path if "sqlite" in backends else None, tmpdir)
-            started = time.perf_counter()
-            derive_s = gen_s = 0.0
-            counts = [0, 0, 0]
-            for i, start in enumerate(range(0, args.records, CHUNK)):
-                t0 = time.perf_counter()
-                raws = generate_records(min(CHUNK, args.records - start), handling, seed=i,
-                                        id_prefix=f"K{i:04d}-", days=365)
-                gen_s += time.perf_counter() - t0
-                recs, obls, cbs, spent = fact_rows(raws, ancestors)
-                derive_s += spent
-                counts = [counts[0] + len(recs), counts[1] + len(obls), counts[2] + len(cbs)]
-                await loader.load(list(zip(FACT_MODELS, (recs, obls, cbs), strict=True)))
-            loader.close()
-            if pg_conn is not None:
-                await pg_conn.execute("ANALYZE")
-                await pg_conn.close()
-            print(f"facts: {counts[0]} record rows, {counts[1]} obligation-step rows, {counts[2]} callback-step "
-                  f"rows; derive {derive_s / args.records * 1e6:.1f} µs per record (pure Python); generation "
-                  f"{gen_s:.0f}s, everything {time.perf_counter() - started:.0f}s", flush=True)
-
-            print("reports (build_report: 3 GROUP BY queries + unit names):", flush=True)
-            if "postgresql" in backends:
-                await time_reports(pg_url, city, "postgresql")
-            if "sqlite" in backends:
-                await time_reports(sqlite_url, city, "sqlite")
-            print("duckdb over the same facts exported to Parquet (the same 3 aggregates):", flush=True)
-            for name, unit, level, d_from, d_to in REPORTS:
-                unit = city if unit == "CITY" else unit
-                own = 2 if unit == "510000" else 3
-                t0 = time.perf_counter()
-                con = duckdb.connect()
-                total = duck_report(con, tmpdir, unit, own, level, d_from, d_to)
-                cold = time.perf_counter() - t0
-                warm = []
-                for _ in range(5):
-                    t0 = time.perf_counter()
-                    duck_report(con, tmpdir, unit, own, level, d_from, d_to)
-                    warm.append(time.perf_counter() - t0)
-                con.close()
-                print(f"  {'duckdb':10} {name:24} cold {cold * 1000:8.1f} ms  warm "
-                      f"{statistics.median(warm) * 1000:8.1f} ms  ({total} records)", flush=True)
-            print(f"peak RSS of this process (generation and loading included): "
-                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB", flush=True)
-
-            if args.import_records:
-                print("facts derivation during import (ingest_raw in batches of 1000):", flush=True)
-                for backend, url in (("postgresql", pg_url), ("sqlite", sqlite_url)):
-                    if backend in backends:
-                        print(f"  {backend}:", flush=True)
-                        await import_cost(url, args.import_records, handling)
-        finally:
-            if "postgresql" in backends:
+            for ds in sets:
                 subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc",
-                                f"DROP SCHEMA {schema} CASCADE"], check=True, capture_output=True)
+                                f"CREATE SCHEMA {ds.schema}"], check=True)
+                await prepare(ds.pg_url, units_text)
+                if ds.sqlite_url:
+                    await prepare(ds.sqlite_url, units_text)
+
+            started = time.perf_counter()
+            derive_s = 0.0
+            rows = [0, 0, 0]
+            first = sets[0]
+            await first.open()
+            for i, start in enumerate(range(0, small, CHUNK)):
+                facts = []
+                t0 = time.perf_counter()
+                for rec in synthesize(min(CHUNK, small - start), i, f"K{i:04d}-", handling, ancestors):
+                    facts.append(fact_rows(rec, derive(RecordIn(rec.kind, rec.received_at, rec.real_name, rec.events),
+                                                       CONFIG.calendar, CONFIG.policies)))
+                derive_s += time.perf_counter() - t0
+                recs = [f[0] for f in facts]
+                obls = [o for f in facts for o in f[1]]
+                cbs = [c for f in facts for c in f[2]]
+                rows = [rows[0] + len(recs), rows[1] + len(obls), rows[2] + len(cbs)]
+                await first.load(list(zip(RECORD_FACT_MODELS, (recs, obls, cbs), strict=True)))
+                if (i + 1) % 4 == 0:
+                    print(f"  {start + CHUNK} records loaded, {time.perf_counter() - started:.0f}s", flush=True)
+            await first.close()
+            print(f"facts of {small} records: {rows[0]} record rows, {rows[1]} obligation-step rows, {rows[2]} "
+                  f"callback-step rows; generation and derivation {derive_s / small * 1e6:.1f} µs per record; "
+                  f"everything {time.perf_counter() - started:.0f}s", flush=True)
+            started = time.perf_counter()
+            await replicate(first, sets[1], unit_map(handling, ancestors, copies))
+            print(f"facts of {large} records: each record of the smaller set handled at {copies} units "
+                  f"(copies made in the databases: {time.perf_counter() - started:.0f}s)", flush=True)
+            for ds in sets:
+                pg_s = await build_rollups(ds.pg_url)
+                line = f"  rollups.rebuild at {ds.size} records: postgresql {pg_s:.1f}s"
+                if ds.sqlite_url:
+                    line += f", sqlite {await build_rollups(ds.sqlite_url):.1f}s"
+                print(line, flush=True)
+
+            results: dict[tuple[int, str, str], float] = {}
+            for ds in sets:
+                print(f"reports at {ds.size} records (cold = first on a fresh engine, warm = median of 5):",
+                      flush=True)
+                for rep in reports(city):
+                    cold, warm, doc = await time_report(ds.pg_url, rep)
+                    results[(ds.size, rep.name, "postgresql")] = warm
+                    line = (f"  {rep.name:27} postgresql cold {cold * 1000:7.1f} ms warm {warm * 1000:7.1f} ms "
+                            f"({doc['total']['received']} records, {len(doc['rows'])} rows)")
+                    if ds.sqlite_url:
+                        s_cold, s_warm, s_doc = await time_report(ds.sqlite_url, rep)
+                        assert s_doc == doc, "SQLite and PostgreSQL disagree"
+                        line += f" | sqlite cold {s_cold * 1000:7.1f} ms warm {s_warm * 1000:7.1f} ms"
+                    d_cold, d_warm, d_total = time_duck(ds.parquet_dir, rep)
+                    assert d_total == doc["total"]["received"], (d_total, doc["total"]["received"])
+                    results[(ds.size, rep.name, "duckdb")] = d_warm
+                    line += f" | duckdb per-record cold {d_cold * 1000:7.1f} ms warm {d_warm * 1000:7.1f} ms"
+                    print(line, flush=True)
+            print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB",
+                  flush=True)
+            if args.import_records:
+                print(f"storing {args.import_records} records (ingest_raw, batches of 1000) into the "
+                      f"{sets[0].size}-record PostgreSQL set: "
+                      f"{await import_cost(sets[0].pg_url, args.import_records, handling)}", flush=True)
+                if sets[0].sqlite_url:
+                    print(f"  ... into its SQLite copy: "
+                          f"{await import_cost(sets[0].sqlite_url, args.import_records, handling)}", flush=True)
+        finally:
+            for ds in sets if not args.keep else ():
+                subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc",
+                                f"DROP SCHEMA IF EXISTS {ds.schema} CASCADE"], check=True, capture_output=True)
+
+    a = results[(small, "province by city, Q2", "postgresql")] / results[(small, "province by city, Q2", "duckdb")]
+    b = results[(large, "national by province, year", "postgresql")]
+    c = b / results[(small, "national by province, year", "postgresql")]
+    print(verdict("R-a", a, 1.5))
+    print(verdict("R-b", b, 2))
+    print(verdict("R-c", c, 3))
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    sys.exit(asyncio.run(main()))

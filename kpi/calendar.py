@@ -141,21 +141,9 @@ class WorkCalendar:
         """The n-th working day after `day` (the day itself not counted; 期间开始之日不计算在内)."""
         if n < 1:
             raise ValueError("n must be at least 1")
-        k = self.count_through(day) + n - 1
+        k = self._count[self._index(day)] + n - 1
         if k >= len(self._workdays):
             raise CalendarError(f"{n} working days after {day} is beyond {LAST_YEAR}")
-        return self._workdays[k]
-
-    def count_through(self, day: date) -> int:
-        """The number of working days from the start of the range to `day`, `day` included: the n-th working
-        day after `day` is `workday_at(count_through(day) + n - 1)` (what `add_workdays` computes, laid out
-        as tables for set-based SQL)."""
-        return self._count[self._index(day)]
-
-    def workday_at(self, k: int) -> date:
-        """The working day at position `k` (0-based) of the range; CalendarError beyond it."""
-        if not 0 <= k < len(self._workdays):
-            raise CalendarError(f"working day {k} is outside the calendar range {FIRST_YEAR}–{LAST_YEAR}")
         return self._workdays[k]
 
     def workdays_between(self, first: date, last: date) -> int:

@@ -251,3 +251,64 @@ def deadlines_at(facts: RecordFacts, as_of: datetime) -> list[Deadline]:
             done = step.fulfilled_at if step.fulfilled_at is not None and step.fulfilled_at <= as_of else None
             out.append(Deadline(step.obligation, step.policy, step.due_day, state_at(step, as_of), done))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class FinalView:
+    """What a record contributes to a report once its last fact has happened: at every `as_of` from
+    `last_change_at` on, its contribution differs from this view only by obligations in `open_dues` whose due
+    date is not yet behind `as_of` (PENDING there, OVERDUE here). Reports pre-aggregate this view.
+
+    - `last_change_at`: the latest instant among receipt and every instant of the facts (a step starting or
+      ending, a fulfilment, a callback, a decision, ...): the record's contribution at `as_of` is this view,
+      less the open obligations not yet due, for every `as_of` at or after it;
+    - `states`: obligation code -> ON_TIME, LATE or OVERDUE of its last step (unfulfilled counts as OVERDUE);
+    - `open_dues`: obligation code -> due date, for the obligations no known event fulfils;
+    - `policies`: the policy versions of the last steps, sorted; `last_due_day`: their latest due date;
+    - `satisfaction`: the latest CALLBACK's satisfaction, None without one.
+    """
+
+    last_change_at: datetime
+    states: Mapping[str, str]
+    open_dues: Mapping[str, date]
+    policies: tuple[str, ...]
+    last_due_day: date | None
+    satisfaction: str | None
+
+
+def final_view(facts: RecordFacts, received_at: datetime) -> FinalView:
+    """The FinalView of one record's facts (`received_at` as stored)."""
+    instants = [received_at]
+    instants += [t for t in (facts.reply_owed_at, facts.replied_at, facts.concluded_at, facts.first_callback_at,
+                             facts.mediation_outcome_at, facts.decided_at) if t is not None]
+    states: dict[str, str] = {}
+    open_dues: dict[str, date] = {}
+    policies: set[str] = set()
+    last_due: date | None = None
+    for step in facts.obligations:
+        instants.append(step.valid_from)
+        if step.valid_to is not None:
+            instants.append(step.valid_to)
+        if step.fulfilled_at is not None:
+            instants.append(step.fulfilled_at)
+        if step.valid_to is not None:
+            continue
+        policies.add(step.policy)
+        last_due = step.due_day if last_due is None else max(last_due, step.due_day)
+        if step.fulfilled_at is None:
+            states[step.obligation] = OVERDUE
+            open_dues[step.obligation] = step.due_day
+        else:
+            states[step.obligation] = ON_TIME if step.on_time else LATE
+    for cb in facts.callbacks:
+        instants.append(cb.valid_from)
+        if cb.valid_to is not None:
+            instants.append(cb.valid_to)
+    return FinalView(
+        last_change_at=max(instants),
+        states=states,
+        open_dues=open_dues,
+        policies=tuple(sorted(policies)),
+        last_due_day=last_due,
+        satisfaction=facts.callbacks[-1].satisfaction if facts.callbacks else None,
+    )

@@ -11,9 +11,11 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
+from starlette.routing import WebSocketRoute
 
-from gateway.api import ingest, reports, reports_page, session
+from gateway.api import analysis, ingest, reports, reports_page, session, supervision_page
 from gateway.api.gql import graphiql, http
+from gateway.api.gql.ws import GraphQLWebSocketEndpoint
 from gateway.core import observability
 from gateway.core.db import make_engine, make_sessionmaker
 from gateway.core.migrate import current_revision, head_revision, migrate
@@ -44,6 +46,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            hub = getattr(app.state, "alert_hub", None)  # the live feed, if anyone subscribed
+            if hub is not None:
+                await hub.stop()
             if dispatcher is not None:
                 await dispatcher.stop()
             await upstreams.aclose()
@@ -56,10 +61,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.include_router(ingest.router)
     app.include_router(reports.router)
+    app.include_router(analysis.router)
     app.include_router(reports_page.router)
+    app.include_router(supervision_page.router)
     session.install(app, settings)  # sign-in, session cookie and CSRF of the pages
     observability.install(app)
     app.include_router(http.router)
+    app.router.routes.append(WebSocketRoute("/graphql", GraphQLWebSocketEndpoint()))  # the live feed
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -1,13 +1,14 @@
-"""Who is calling: the principal of a bearer token, as FastAPI dependencies for the REST routes and the page.
+"""Who is calling: the principal of a bearer token.
 
-Every HTTP edge signs callers in through `authenticate` (GraphQL too), so an unset GATEWAY_JWT_SECRET, a bad
-signature or an expired token get the same answer everywhere, never a 500. The dependencies return the
+Every HTTP edge signs bearer callers in through `authenticate` (GraphQL, the REST report through the FastAPI
+dependency `bearer_sign_in`, the pages through `gateway.api.session`), so an unset GATEWAY_JWT_SECRET, a bad
+signature or an expired token get the same answer everywhere, never a 500. The dependency returns the
 failure instead of raising it, because each edge answers it in its own shape (JSON errors, an HTML page).
 """
 
 from __future__ import annotations
 
-from fastapi import Form, Request
+from fastapi import Request
 
 from gateway.core.auth import AuthError, Principal, bearer_token, decode_token
 from gateway.core.settings import Settings
@@ -28,13 +29,5 @@ async def bearer_sign_in(request: Request) -> SignIn:
     """Dependency: the caller of `Authorization: Bearer <token>`."""
     try:
         return authenticate(request.app.state.settings, bearer_token(request.headers.get("authorization")))
-    except AuthError as exc:
-        return exc
-
-
-async def form_sign_in(request: Request, token: str = Form("")) -> SignIn:
-    """Dependency: the caller of the `token` form field (the evaluators' page posts it, never in a URL)."""
-    try:
-        return authenticate(request.app.state.settings, token)
     except AuthError as exc:
         return exc

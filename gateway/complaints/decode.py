@@ -27,6 +27,7 @@ import orjson
 
 from gateway.complaints import records as R
 from gateway.complaints.records import (
+    DATA_MAX_DEPTH,
     Category,
     Channel,
     ComplaintIn,
@@ -35,6 +36,7 @@ from gateway.complaints.records import (
     Kind,
     Urgency,
     check_event_data,
+    text_and_numbers,
 )
 from gateway.core.money import money_to_cents
 from gateway.core.time import parse_instant, shanghai_date
@@ -47,7 +49,9 @@ def _literal(values: type[Any]) -> Any:
 _MISSING: Any = msgspec.UNSET
 
 
-class _Event(msgspec.Struct):
+# Unknown fields are refused here (the validator ignores them, but looks into them for text and numbers it
+# cannot hold, which msgspec would skip unread): such rare records go to the validator.
+class _Event(msgspec.Struct, forbid_unknown_fields=True):
     id: str
     type: _literal(EventType)  # type: ignore[valid-type]
     at: str
@@ -55,18 +59,18 @@ class _Event(msgspec.Struct):
     data: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
-class _Respondent(msgspec.Struct):
+class _Respondent(msgspec.Struct, forbid_unknown_fields=True):
     name: str
     uscc: str | None = None
 
 
-class _Complainant(msgspec.Struct):
+class _Complainant(msgspec.Struct, forbid_unknown_fields=True):
     real_name: bool
     name: str | None = None
     phone: str | None = None
 
 
-class _Record(msgspec.Struct):
+class _Record(msgspec.Struct, forbid_unknown_fields=True):
     id: str
     kind: _literal(Kind)  # type: ignore[valid-type]
     channel: _literal(Channel)  # type: ignore[valid-type]
@@ -82,6 +86,7 @@ class _Record(msgspec.Struct):
     respondent: _Respondent | None = None
     amount_involved: str | None = None
     recovered_amount: str | None = None
+    updated_at: str | None = None
 
 
 # Every field of ComplaintIn must be decoded here too (a test holds the two lists together).
@@ -106,7 +111,8 @@ class Decoded:
     __slots__ = (
         "id", "kind", "channel", "hotline", "urgency", "category", "received_at", "received_day",
         "handling_unit", "region_code", "respondent_uscc", "respondent_name", "complainant_name",
-        "complainant_phone", "real_name", "summary", "amount_cents", "recovered_cents", "events", "digest",
+        "complainant_phone", "real_name", "summary", "amount_cents", "recovered_cents", "updated_at", "events",
+        "digest",
     )
 
     id: str
@@ -127,6 +133,7 @@ class Decoded:
     summary: str
     amount_cents: int | None
     recovered_cents: int | None
+    updated_at: datetime | None  # the record's version (records.md 1.1)
     events: list[EventTuple]  # de-duplicated, in the order given
     digest: str
 
@@ -153,7 +160,7 @@ def _canonical(d: Decoded) -> tuple[Any, ...]:
     return (
         d.id, d.kind, d.channel, d.hotline, d.urgency, d.category, d.received_at, d.handling_unit,
         d.region_code, d.respondent_uscc, d.respondent_name, d.complainant_name, d.complainant_phone,
-        d.real_name, d.summary, d.amount_cents, d.recovered_cents,
+        d.real_name, d.summary, d.amount_cents, d.recovered_cents, d.updated_at,
         d.events,
     )
 
@@ -169,7 +176,13 @@ def _unit(value: str) -> str:
 
 
 def decode_fast(line: bytes | str) -> Decoded:
-    """The record in `line` (one JSON object), or Refused. Checks everything but the unit tree."""
+    """The record in `line` (one JSON object), or Refused. Checks everything but the unit tree.
+
+    msgspec refuses what orjson refuses (invalid UTF-8, unpaired surrogates, NaN, numbers beyond a double),
+    so of records.md's text rules (1.1) only U+0000 is left to look for: any "\\u0000" escape goes to the
+    validator (a NUL byte itself is not JSON)."""
+    if b"\\u0000" in line if isinstance(line, bytes) else "\\u0000" in line:
+        raise Refused
     try:
         raw = _decoder.decode(line)
     except (msgspec.ValidationError, msgspec.DecodeError):
@@ -180,10 +193,26 @@ def decode_fast(line: bytes | str) -> Decoded:
 def decode_object(value: Any) -> Decoded:
     """The record in a decoded JSON value (a dict), or Refused. Checks everything but the unit tree."""
     try:
+        text_and_numbers(value, data_at=4)
         raw = msgspec.convert(value, _Record)
-    except msgspec.ValidationError:
+    except (ValueError, msgspec.ValidationError):
         raise Refused from None
     return _checked(raw)
+
+
+def _plain_data(data: dict[str, Any] | list[Any], depth: int = 1) -> None:
+    """Refused unless `data` nests at most DATA_MAX_DEPTH levels and holds no integer beyond 64 bits (which
+    orjson, the validator's parser, reads as a float)."""
+    if depth > DATA_MAX_DEPTH:
+        raise Refused
+    for value in data.values() if isinstance(data, dict) else data:
+        if isinstance(value, dict | list):
+            _plain_data(value, depth + 1)
+        elif type(value) is int and not _INT64_MIN <= value <= _UINT64_MAX:
+            raise Refused
+
+
+_INT64_MIN, _UINT64_MAX = -(1 << 63), (1 << 64) - 1
 
 
 def _checked(raw: _Record) -> Decoded:
@@ -220,6 +249,7 @@ def _checked(raw: _Record) -> Decoded:
         d.summary = raw.summary
         d.amount_cents = _money(raw.amount_involved)
         d.recovered_cents = _money(raw.recovered_amount)
+        d.updated_at = None if raw.updated_at is None else parse_instant(raw.updated_at)
         events: dict[str, EventTuple] = {}
         for ev in raw.events:
             if not 1 <= len(ev.id) <= 128:
@@ -227,6 +257,8 @@ def _checked(raw: _Record) -> Decoded:
             unit = ev.unit
             if unit is not None:
                 _unit(unit)
+            if ev.data:
+                _plain_data(ev.data)
             check_event_data(_EVENT_TYPES[ev.type], ev.data)
             events[ev.id] = (ev.id, ev.type, parse_instant(ev.at), unit, ev.data)
     except ValueError:
@@ -252,6 +284,7 @@ def from_model(record: ComplaintIn) -> Decoded:
     d.summary = record.summary
     d.amount_cents = money_to_cents(record.amount_involved)
     d.recovered_cents = money_to_cents(record.recovered_amount)
+    d.updated_at = record.updated_at
     d.events = [(ev.id, ev.type.value, ev.at, ev.unit, ev.data) for ev in record.events]
     d.digest = content_digest(_canonical(d))
     return d

@@ -18,7 +18,6 @@ class ComplaintStatusValue(StrEnum):
     CLOSED = "CLOSED"  # latest of CLOSED/REJECTED/REOPENED is CLOSED
 
 
-S = ComplaintStatusValue
 _TERMINAL = ("CLOSED", "REJECTED", "REOPENED")
 
 
@@ -27,15 +26,15 @@ def status_of(event_types: Sequence[str]) -> str:
     or REJECTED when the latest of CLOSED, REJECTED and REOPENED is that; IN_PROGRESS otherwise.
     """
     if not event_types:
-        return S.RECEIVED.value
+        return ComplaintStatusValue.RECEIVED.value
     for t in reversed(event_types):
         if t == "CLOSED":
-            return S.CLOSED.value
+            return ComplaintStatusValue.CLOSED.value
         if t == "REJECTED":
-            return S.REJECTED.value
+            return ComplaintStatusValue.REJECTED.value
         if t == "REOPENED":
             break
-    return S.IN_PROGRESS.value
+    return ComplaintStatusValue.IN_PROGRESS.value
 
 
 def status_condition(status: str) -> Any:
@@ -48,10 +47,10 @@ def status_condition(status: str) -> Any:
         .scalar_subquery()
     )
     any_event = exists().where(Event.complaint_id == Complaint.id)
-    if status == S.RECEIVED:
+    if status == ComplaintStatusValue.RECEIVED:
         return not_(any_event)
-    if status == S.CLOSED:
+    if status == ComplaintStatusValue.CLOSED:
         return last_terminal == "CLOSED"
-    if status == S.REJECTED:
+    if status == ComplaintStatusValue.REJECTED:
         return last_terminal == "REJECTED"
     return and_(any_event, or_(last_terminal.is_(None), last_terminal == "REOPENED"))

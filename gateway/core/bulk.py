@@ -92,8 +92,13 @@ async def _chunks(data: Sequence[bytes | memoryview]) -> AsyncIterator[bytes | m
             yield part
 
 
+def dialect_insert(dialect: str, table: Any) -> Any:
+    """INSERT into `table` (a Table) in the dialect ("postgresql", else SQLite) that has ON CONFLICT clauses:
+    the one place that picks between them."""
+    return (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+
+
 def insert_ignoring_duplicates(session: AsyncSession, model: Any) -> Any:
     """INSERT … ON CONFLICT DO NOTHING in the session's dialect."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(model.__table__).on_conflict_do_nothing()  # Core, not ORM: bulk loads skip ORM bookkeeping
+    # Core, not ORM: bulk loads skip ORM bookkeeping.
+    return dialect_insert(session.get_bind().dialect.name, model.__table__).on_conflict_do_nothing()

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from kpi.metrics import money
 
 
 def money_to_cents(value: Decimal | None) -> int | None:
-    """Exact: the validator allows at most two decimal places."""
-    return None if value is None else int(value * 100)
+    """Whole cents of an amount in CNY: exact for the records' amounts (the validator allows at most two
+    decimal places); an upstream amount with more is rounded half to even, as `format(value, ".2f")` does."""
+    return None if value is None else int((value * 100).quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
 def cents_to_money(cents: int | None) -> str | None:

@@ -42,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.complaints.models import Complaint
 from gateway.core.bulk import insert_ignoring_duplicates
 from gateway.core.db import chunked
+from gateway.core.feed import Alert, publish_alerts
 from gateway.core.time import as_utc, shanghai_date
 from gateway.flags.metrics import count_on_commit
 from gateway.flags.models import AlertRow
@@ -250,8 +251,22 @@ async def _store(session: AsyncSession, found: dict[str, dict[str, Any]], now: d
                 update(AlertRow).where(AlertRow.alert_id == aid).values(count=row["count"], updated_at=now)
             )
     if new:
-        await session.execute(insert_ignoring_duplicates(session, AlertRow), new)
+        raised = set((await session.execute(
+            insert_ignoring_duplicates(session, AlertRow).returning(AlertRow.__table__.c.alert_id), new)).scalars())
         count_on_commit(session, "alerts", len(new))
+        await publish_alerts(session, [await _feed_alert(session, row) for row in new if row["alert_id"] in raised])
+
+
+async def _feed_alert(session: AsyncSession, row: dict[str, Any]) -> Alert:
+    """The live feed's EARLY_WARNING for a new alert: the county, and the records of its cell."""
+    ids = await session.execute(
+        select(Complaint.id).where(Complaint.u4 == row["unit_code"], Complaint.category == row["category"],
+                                   Complaint.received_day == row["day"]).order_by(Complaint.id)
+    )
+    return Alert("EARLY_WARNING", row["unit_code"], list(ids.scalars()), {
+        "alertId": row["alert_id"], "category": row["category"], "day": row["day"].isoformat(),
+        "count": row["count"], "baseline": row["baseline"], "threshold": row["threshold"],
+    })
 
 
 # ---------------------------------------------------------------------------------------------- query API

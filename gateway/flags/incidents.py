@@ -22,7 +22,9 @@ from connectors import EmergencyConnector
 from connectors.models import IncidentRequest
 from gateway.core.bulk import insert_ignoring_duplicates
 from gateway.core.db import transaction
+from gateway.core.feed import publish_alerts
 from gateway.flags.models import EscalationRow, IncidentLink
+from gateway.flags.rules import incident_alerts
 
 MAX_RECORDS = 100  # records one escalation may name
 MAX_SUMMARY_CHARS = 4000
@@ -62,7 +64,8 @@ async def escalate(
     has checked that the caller may see them) on behalf of `unit`, and link it to them.
 
     Side effects: the body is stored at the first attempt (one transaction) and sent as stored; then the
-    links and the incident id are stored (a second transaction). Raises ValueError for no records or too
+    links and the incident id are stored, and the live feed told (CRITICAL_ESCALATION, once per incident), in a
+    second transaction. Raises ValueError for no records or too
     many, and the connector's UpstreamFailure when the emergency system cannot be reached or refuses.
     """
     if not 1 <= len(records) <= MAX_RECORDS:
@@ -92,4 +95,6 @@ async def escalate(
         await session.execute(
             update(EscalationRow).where(EscalationRow.key == key).values(incident_id=result.incident_id)
         )
+        if not linked:  # the first time this incident is linked: announced once, whatever retries follow
+            await publish_alerts(session, incident_alerts(records, "escalation", result.incident_id))
     return Escalation(result.incident_id, result.status, ids, now)

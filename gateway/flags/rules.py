@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.complaints.models import Complaint, Event
 from gateway.core.bulk import insert_ignoring_duplicates
 from gateway.core.db import chunked
+from gateway.core.feed import Alert, publish_alerts
 from gateway.core.time import SHANGHAI, as_utc, format_instant
 from gateway.flags.metrics import count_on_commit
 from gateway.flags.models import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem
@@ -378,6 +379,11 @@ async def _store_findings(session: AsyncSession, findings: list[Finding], now: d
         )
         for reason in {r["reason"] for r in new_rows}:
             count_on_commit(session, reason, sum(1 for r in new_rows if r["reason"] == reason))
+        await publish_alerts(session, [
+            Alert("FLAG_RAISED", r["issued_by"], r["complaint_ids"],
+                  {"flagId": r["flag_id"], "reason": r["reason"], "severity": r["severity"], "uscc": r["uscc"]})
+            for r in new_rows if r["issued_by"]
+        ])
 
 
 def _flag_row(fid: str, f: Finding, issued_by: str, anc: tuple[str | None, ...], now: datetime) -> dict[str, Any]:
@@ -410,9 +416,29 @@ def _outbox_row(system: str, key: str, payload: dict[str, Any], now: datetime) -
 
 
 async def _queue_incidents(session: AsyncSession, critical: Sequence[Any], now: datetime) -> None:
-    """One incident per CRITICAL record, keyed by the record id: queued once, whatever arrives again."""
-    if critical:
-        await session.execute(
-            insert_ignoring_duplicates(session, OutboxItem),
-            [_outbox_row(EMERGENCY, r.id, incident_payload(r, now), now) for r in critical],
-        )
+    """One incident per CRITICAL record, keyed by the record id: queued once, whatever arrives again; each
+    one newly queued is announced on the live feed (CRITICAL_ESCALATION) under its handling unit."""
+    if not critical:
+        return
+    queued = set((await session.execute(
+        insert_ignoring_duplicates(session, OutboxItem).returning(OutboxItem.__table__.c.key),
+        [_outbox_row(EMERGENCY, r.id, incident_payload(r, now), now) for r in critical],
+    )).scalars())
+    await publish_alerts(session, [a for r in critical if r.id in queued for a in incident_alerts([r], "record")])
+
+
+def incident_alerts(records: Sequence[Any], source: str, incident_id: str | None = None) -> list[Alert]:
+    """The live feed's CRITICAL_ESCALATION for an incident about `records`: one alert per handling unit, with
+    that unit's records only, so each subtree hears of its own. `source`: "record" (a CRITICAL record,
+    queued for the emergency system) or "escalation" (an operator's escalateIncident)."""
+    by_unit: dict[str, list[Any]] = defaultdict(list)
+    for r in records:
+        by_unit[r.handling_unit].append(r)
+    return [
+        Alert("CRITICAL_ESCALATION", unit, [r.id for r in rs], {
+            "source": source, "incidentId": incident_id,
+            "categories": sorted({r.category for r in rs}),
+            "urgency": max((r.urgency for r in rs), key=("NORMAL", "URGENT", "CRITICAL").index),
+        })
+        for unit, rs in sorted(by_unit.items())
+    ]

@@ -29,6 +29,7 @@ from gateway.ingest.store import Rejection, prepare_decoders, store_chunk
 from gateway.ingest.workers import Decoders
 
 BLOCK = 4 << 20  # bytes of lines decoded and stored together (about 4,000 records, one transaction)
+RAW_MAX = 64 * 1024  # bytes of a rejected line copied into the rejects file
 
 
 class UnreadableFile(Exception):
@@ -42,6 +43,7 @@ class ImportReport:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    stale: int = 0
     rejected: list[Rejection] = field(default_factory=list)
 
 
@@ -125,23 +127,21 @@ async def _import(
             chunk = await decoding
             report.lines = chunk.lines
             for (number, rid, reason), (start, stop) in zip(chunk.rejected, chunk.rejected_spans, strict=True):
-                report.rejected.append(Rejection(number, rid, reason))
+                rejection = Rejection(number, rid, reason)
+                report.rejected.append(rejection)
+                count_rejected("import")
                 bar.write(f"line {number}: {reason}", file=sys.stderr)
                 if rejects is not None:
-                    raw = chunk.source[start:stop].decode("utf-8", "replace")
-                    rejects.write(
-                        json.dumps({"line": number, "id": rid, "reason": reason, "raw": raw}, ensure_ascii=False)
-                        + "\n"
-                    )
-            if not chunk.metas:
-                count_rejected("import", len(chunk.rejected))
-            else:
+                    text = chunk.source[start:stop]
+                    rejects.write(json.dumps(rejected_line(rejection, text), ensure_ascii=False) + "\n")
+            if chunk.metas:
                 async with transaction(sessionmaker) as session:
                     result = await store_chunk(session, chunk, units, source="import")
                 report.stored += len(chunk.metas)
                 report.inserted += result.inserted
                 report.updated += result.updated
                 report.unchanged += result.unchanged
+                report.stale += result.stale
             bar.update(pos - last_pos)
             last_pos = pos
 
@@ -158,3 +158,16 @@ async def _import(
             for decoding, _ in ahead:
                 decoding.cancel()
     return report
+
+
+def rejected_line(rejection: Rejection, text: bytes) -> dict[str, Any]:
+    """One object of the rejects file. `raw` is the line as read (invalid UTF-8 replaced); past RAW_MAX
+    bytes it is cut (at a character boundary) and `raw_truncated`/`raw_bytes` say so."""
+    out: dict[str, Any] = {"line": rejection.index, "id": rejection.id, "reason": rejection.reason}
+    if len(text) <= RAW_MAX:
+        out["raw"] = text.decode("utf-8", "replace")
+    else:
+        out["raw"] = text[:RAW_MAX].decode("utf-8", "ignore")
+        out["raw_truncated"] = True
+        out["raw_bytes"] = len(text)
+    return out

@@ -18,13 +18,15 @@ INGESTED = Counter(
 )
 
 
-def count_stored_on_commit(session: AsyncSession, source: Source, n: int) -> None:
-    """Count `n` records of `source` as stored once the session's transaction commits."""
+def count_on_commit(session: AsyncSession, source: Source, result: str, n: int) -> None:
+    """Count `n` records of `source` as `result` ("stored", "rejected") once the session's transaction
+    commits: a batch rolled back (and read again later, as a sync page is) counts nothing."""
     if n:
-        on_commit(session, lambda: INGESTED.labels(source, "stored").inc(n))
+        on_commit(session, lambda: INGESTED.labels(source, result).inc(n))
 
 
 def count_rejected(source: Source, n: int = 1) -> None:
-    """Count `n` records of `source` refused by the validator (whatever becomes of the batch beside them)."""
+    """Count `n` records of `source` refused by the validator at once (a bad line of an import file, which
+    no transaction holds)."""
     if n:
         INGESTED.labels(source, "rejected").inc(n)

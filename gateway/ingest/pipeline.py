@@ -30,6 +30,7 @@ import orjson
 
 from gateway.complaints.decode import Decoded, EventTuple, Refused, decode_fast, decode_object, from_model
 from gateway.complaints.records import validate_record
+from gateway.core import jsontext
 from gateway.reports.facts import (
     CALLBACK_FACT_COLUMNS,
     OBLIGATION_FACT_COLUMNS,
@@ -46,9 +47,10 @@ from kpi.obligations import RecordIn, derive
 COMPLAINT_COLUMNS = (
     "id", "kind", "channel", "hotline", "urgency", "category", "received_at", "received_day", "handling_unit",
     "u1", "u2", "u3", "u4", "u5", "region_code", "respondent_uscc", "respondent_name", "real_name", "summary",
-    "amount_involved_cents", "recovered_amount_cents", "content_hash", "created_at", "updated_at",
+    "amount_involved_cents", "recovered_amount_cents", "content_hash", "record_updated_at", "created_at", "updated_at",
 )
 COMPLAINANT_COLUMNS = ("complaint_id", "name", "phone")
+BOM = b"\xef\xbb\xbf"
 EVENT_COLUMNS = ("id", "complaint_id", "seq", "type", "at", "unit", "data")
 
 # table -> its columns, in the order the rows are laid out; the order in which a new record's rows are written
@@ -186,19 +188,16 @@ def validate(raw: Any, units: UnitIndex) -> Decoded:
 def guess_id(line: bytes) -> str | None:
     """The `id` of a rejected line, when it has a readable one."""
     try:
-        value = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        try:
-            value = json.loads(line)
-        except ValueError:
-            return None
-    return raw_id(value)
+        return raw_id(jsontext.decode(line))
+    except ValueError:
+        return None
 
 
 def raw_id(raw: Any) -> str | None:
-    """The `id` of a rejected item, when it is an object with a string id."""
+    """The `id` of an undecoded-or-invalid item when it has a string one that can be written out again (no
+    U+0000, no lone surrogate), for naming a rejection; else None."""
     value = raw.get("id") if isinstance(raw, dict) else None
-    return value if isinstance(value, str) else None
+    return value if isinstance(value, str) and jsontext.text_problem(value) is None else None
 
 
 def decode_block(context: Decoding | Context | bytes, first_line: int, block: bytes) -> Chunk:
@@ -214,16 +213,23 @@ def decode_block(context: Decoding | Context | bytes, first_line: int, block: by
         if stop < 0:
             stop = end
         number += 1
-        line = block[start:stop]
-        if line.strip():
+        if block[start:stop].strip():
+            # Without its line ending; a byte-order mark an editor put before the first line is not part of
+            # the record (as `gateway.ingest.importer` has always read lines).
+            first, last = start, stop
+            while last > first and block[last - 1] in b"\r\n":
+                last -= 1
+            if number == 1 and block.startswith(BOM, first):
+                first += len(BOM)
+            line = block[first:last]
             try:
                 d = validate(line, units)
             except ValueError as exc:
                 out.chunk.rejected.append((number, guess_id(line), str(exc)))
-                out.chunk.rejected_spans.append((start, stop))
+                out.chunk.rejected_spans.append((first, last))
             else:
                 out.add(number, d, units)
-                out.chunk.spans.append((start, stop))
+                out.chunk.spans.append((first, last))
         start = stop + 1
     out.chunk.lines = number
     return out.finish()
@@ -296,7 +302,7 @@ class _Builder:
             "complaints": [(
                 d.id, d.kind, d.channel, d.hotline, d.urgency, d.category, d.received_at, d.received_day,
                 d.handling_unit, *anc, d.region_code, d.respondent_uscc, d.respondent_name,
-                d.real_name, d.summary, d.amount_cents, d.recovered_cents, d.digest, self.now, self.now,
+                d.real_name, d.summary, d.amount_cents, d.recovered_cents, d.digest, d.updated_at, self.now, self.now,
             )],
             "complainants": [(d.id, d.complainant_name, d.complainant_phone)],
             "events": [
@@ -320,7 +326,8 @@ class _Builder:
             f"{rid}\t{d.kind}\t{d.channel}\t{d.hotline or N}\t{d.urgency}\t{d.category}\t{received}\t{day}\t"
             f"{d.handling_unit}\t{u1}\t{u2}\t{u3}\t{u4}\t{u5}\t{d.region_code or N}\t{d.respondent_uscc or N}\t"
             f"{_text(d.respondent_name)}\t{'t' if d.real_name else 'f'}\t{_text(d.summary)}\t"
-            f"{_number(d.amount_cents)}\t{_number(d.recovered_cents)}\t{d.digest}\t{self.now_text}\t{self.now_text}\n",
+            f"{_number(d.amount_cents)}\t{_number(d.recovered_cents)}\t{d.digest}\t{_at(iso, d.updated_at)}\t"
+            f"{self.now_text}\t{self.now_text}\n",
             f"{rid}\t{_text(d.complainant_name)}\t{_text(d.complainant_phone)}\n",
             "".join([
                 f"{_text(eid)}\t{rid}\t{seq}\t{type_}\t{iso[at]}\t{unit or N}\t{_json(data)}\n"
@@ -333,7 +340,8 @@ class _Builder:
             texts.append(
                 f"{g}{r[8]}\t{r[9]}\t{r[10] or N}\t{r[11]}\t{_at(iso, r[12])}\t{_at(iso, r[13])}\t{_at(iso, r[14])}\t"
                 f"{_at(iso, r[15])}\t{_at(iso, r[16])}\t{'t' if r[17] else 'f'}\t{_at(iso, r[18])}\t"
-                f"{'t' if r[19] else 'f'}\n"
+                f"{'t' if r[19] else 'f'}\t{_at(iso, r[20])}\t{_day(r[21])}\t{_day(r[22])}\t{_text(r[23])}\t"
+                f"{r[24] or N}\t{r[25] or N}\t{r[26] or N}\t{r[27] or N}\t{r[28] or N}\n"
             )
             texts.append("".join([
                 f"{g}{o[8]}\t{o[9]}\t{_text(o[10])}\t{iso[o[11]]}\t{_at(iso, o[12])}\t{o[13].isoformat()}\t"
@@ -372,6 +380,10 @@ def _text(value: str | None) -> str:
     if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
         return value.translate(_ESCAPES)
     return value
+
+
+def _day(value: date | None) -> str:
+    return N if value is None else value.isoformat()
 
 
 def _number(value: int | None) -> str:

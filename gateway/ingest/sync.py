@@ -26,6 +26,7 @@ from gateway.core.db import transaction
 from gateway.core.models import SyncState
 from gateway.core.state import get_state, set_state
 from gateway.flags.alerts import deferred_alerts
+from gateway.ingest.metrics import count_on_commit
 from gateway.ingest.pipeline import Chunk
 from gateway.ingest.store import Rejection, ingest_raw, prepare_decoders, store_chunk
 from gateway.ingest.workers import Decoders
@@ -92,6 +93,7 @@ async def store_page(
         if chunk is None or units is None:
             rejected = (await ingest_raw(session, list(page.items), source="sync")).rejected
         else:
+            count_on_commit(session, "sync", "rejected", len(chunk.rejected))
             await store_chunk(session, chunk, units, source="sync")
             rejected = [Rejection(i, rid, reason) for i, rid, reason in chunk.rejected]
         if page.next_cursor != expected_cursor:

@@ -1,12 +1,25 @@
-"""`Complaint.deadlines` and the `overdue` filter: each obligation of kpi.md with its due date and state,
-computed by the kpi package's obligation engine from the record's kind, receipt, real-name flag and events."""
+"""`Complaint.deadlines` and the `overdue` filter: each obligation of kpi.md with its due date and state.
+
+One record's deadlines are computed by the kpi package's obligation engine from its kind, receipt, real-name
+flag and events. The `overdue` filter is SQL over the stored facts (`overdue_condition`), exact at any size:
+a record is overdue at `now` when a step of an obligation valid at `now` is unfulfilled at `now` and its due
+date is before today (Asia/Shanghai). For a record whose facts no longer change (`last_change_at <= now`,
+the usual case) that is `kpi_record_facts.open_due_day < today`; for the others the obligation steps of
+`kpi_obligation_facts` are asked.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.reports.facts import kpi_config
+from sqlalchemy import and_, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from gateway.core.time import shanghai_date
+from gateway.reports.facts import configured, ensure_current, kpi_config
+from gateway.reports.models import KpiObligationFact, KpiRecordFact
 from kpi.obligations import OVERDUE, EventIn, RecordIn, deadlines_at, derive
 
 
@@ -45,3 +58,30 @@ def deadlines_of(complaint: Any, events: list[Any], settings: Any, now: datetime
 def is_overdue(complaint: Any, events: list[Any], settings: Any, now: datetime) -> bool:
     """True when an obligation of the record is OVERDUE at `now`."""
     return any(d["state"] == OVERDUE for d in deadlines_of(complaint, events, settings, now))
+
+
+def overdue_condition(complaint_id: Any, now: datetime) -> ColumnElement[bool]:
+    """SQL: the record whose id is the column `complaint_id` has an OVERDUE obligation at `now` (as
+    `is_overdue`, from the stored facts). Facts must be current (`ensure_facts_current`)."""
+    rf, of = KpiRecordFact, KpiObligationFact
+    today = shanghai_date(now)
+    step_overdue = exists(
+        select(of.complaint_id).where(
+            of.complaint_id == rf.complaint_id, of.valid_from <= now,
+            or_(of.valid_to.is_(None), of.valid_to > now),
+            or_(of.fulfilled_at.is_(None), of.fulfilled_at > now), of.due_day < today,
+        )
+    )
+    return exists(
+        select(rf.complaint_id).where(
+            rf.complaint_id == complaint_id,
+            or_(and_(rf.last_change_at <= now, rf.open_due_day < today), and_(rf.last_change_at > now, step_overdue)),
+        )
+    )
+
+
+async def ensure_facts_current(engine: AsyncEngine) -> None:
+    """Derive the facts again, in a transaction of their own, if the calendar or policy files changed since
+    they were stored (so that stored due dates are those `deadlines_of` would give)."""
+    async with AsyncSession(engine) as session, session.begin():
+        await ensure_current(session, configured())

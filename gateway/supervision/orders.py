@@ -8,6 +8,9 @@
 - `respond_order`: role `operator`; the caller's unit must be the handling unit of one of the order's
   records, or an ancestor of it, strictly below the issuing unit. Every response is kept; the first one is
   copied onto the order, since it alone decides timeliness.
+- both announce themselves on the live feed in the same transaction (`gateway.core.feed`):
+  SUPERVISION_ISSUED under each handling unit with its own records, SUPERVISION_RESPONDED under the
+  responding unit with the order's records in its subtree.
 - states at an instant: RESPONDED_ON_TIME / RESPONDED_LATE (first response's date on or before the due
   date, or after), OVERDUE (no response, due date before the instant's date), OPEN. `state_condition` is
   the same rule in SQL, used by the lists and by the KPI report's `supervision` block.
@@ -30,6 +33,7 @@ from gateway.complaints.models import Complaint
 from gateway.core.auth import Principal
 from gateway.core.bulk import insert_ignoring_duplicates
 from gateway.core.cursor import decode_cursor, encode_cursor
+from gateway.core.feed import Alert, publish_alerts
 from gateway.core.time import shanghai_date
 from gateway.supervision.access import (
     BAD_USER_INPUT,
@@ -275,7 +279,21 @@ async def issue_order(
     await session.execute(
         insert(SupervisionOrderRecord), [{"order_id": order_id, "complaint_id": cid} for cid in ids]
     )
-    return Order(order_id, caller.code, principal.sub, issued_at, note, within_days, due, tuple(sorted(ids))), True
+    order = Order(order_id, caller.code, principal.sub, issued_at, note, within_days, due, tuple(sorted(ids)))
+    by_unit: dict[str, list[str]] = defaultdict(list)
+    for cid in sorted(ids):
+        by_unit[rows[cid].handling_unit].append(cid)
+    # The live feed: each handling unit's subtree (and every unit above it) hears of its own records only.
+    await publish_alerts(session, [
+        Alert("SUPERVISION_ISSUED", unit, cids, _alert_detail(order, OPEN), issued_at)
+        for unit, cids in sorted(by_unit.items())
+    ])
+    return order, True
+
+
+def _alert_detail(order: Order, state: str) -> dict[str, Any]:
+    return {"orderId": order.id, "issuedBy": order.issued_by, "dueDate": order.due_date.isoformat(),
+            "note": order.note, "state": state}
 
 
 async def _by_key(session: AsyncSession, unit: str, key: str) -> Order | None:
@@ -323,7 +341,16 @@ async def respond_order(
         .values(first_response_at=at, first_response_on_time=shanghai_date(at) <= order.due_date)
         .execution_options(synchronize_session=False)
     )
-    return (await load_orders(session, [order.id]))[order.id]
+    answered = (await load_orders(session, [order.id]))[order.id]
+    mine = (await session.execute(
+        select(Complaint.id).where(Complaint.id.in_(order.complaint_ids),
+                                   subtree(caller).condition(Complaint.ancestor_columns())).order_by(Complaint.id)
+    )).scalars()
+    # The live feed, under the responding unit: the issuer above hears it, a sibling does not.
+    await publish_alerts(session, [Alert("SUPERVISION_RESPONDED", caller.code, list(mine),
+                                         _alert_detail(answered, answered.state_at(at)) | {"respondedBy": caller.code},
+                                         at)])
+    return answered
 
 
 def response_visible(caller: Any, responder: Any) -> bool:

@@ -1,5 +1,6 @@
 """The org-unit tree (五级): its table, the tree in memory (`tree`, and the per-process snapshot `cache`),
-and a real province's tree for the demo, tests and benchmarks (`sample`).
+jurisdiction (`jurisdiction`: who may see what, over the ancestor columns, written once), and a real
+province's tree for the demo, tests and benchmarks (`sample`).
 
 May import `gateway.core`.
 """

@@ -51,6 +51,13 @@ class UnitCache:
         if time.monotonic() - self._loaded_at >= self.TTL_S:
             await self._reload(self.TTL_S)
 
+    def peek(self, code: str) -> Row[Any] | None:
+        """The unit from a fresh snapshot, without awaiting; None when the snapshot is stale or lacks it
+        (then ask `get_many`, which reloads)."""
+        if time.monotonic() - self._loaded_at >= self.TTL_S:
+            return None
+        return self._by_code.get(code)
+
     async def get_many(self, codes: list[str]) -> dict[str, Row[Any]]:
         """The units of `codes` that exist, by code (rows of `org_units`); a code not in the snapshot reloads it first.
         """

@@ -59,3 +59,19 @@ def units_csv(rows: list[tuple[str, str, int, str]]) -> str:
     writer.writerow(["code", "name", "level", "parent_code"])
     writer.writerows(rows)
     return out.getvalue()
+
+
+def tree_ancestors(rows: list[tuple[str, str, int, str]]) -> dict[str, tuple[str | None, ...]]:
+    """For rows (code, name, level, parent_code): each code's ancestors by level 1..5, itself included, None
+    below its level (the u1..u5 of a record it handles)."""
+    parents = {code: parent for code, _, _, parent in rows}
+    levels = {code: level for code, _, level, _ in rows}
+    out: dict[str, tuple[str | None, ...]] = {}
+    for code in parents:
+        anc: list[str | None] = [None] * 5
+        cur: str | None = code
+        while cur:
+            anc[levels[cur] - 1] = cur
+            cur = parents[cur] or None
+        out[code] = tuple(anc)
+    return out

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.units.jurisdiction import Jurisdiction
 from gateway.units.models import OrgUnit
 
 
@@ -58,7 +59,8 @@ async def jurisdiction_tree(session: AsyncSession, root: str, max_level: int = 4
     if top is None:
         return []
     rows = (await session.execute(
-        select(OrgUnit).where(getattr(OrgUnit, f"l{top}") == root, OrgUnit.level <= max_level)
+        select(OrgUnit).where(Jurisdiction(root, top).condition(OrgUnit.ancestor_columns()),
+                              OrgUnit.level <= max_level)
     )).scalars().all()
     units = [Unit(r.code, r.name, r.level, r.parent_code, (r.l1, r.l2, r.l3, r.l4, r.l5)) for r in rows]
     return sorted(units, key=lambda u: tuple(a or "" for a in u.ancestors))

@@ -8,7 +8,7 @@ computation (tests/kpi_reference.py) on random records.
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from kpi.calendar import WorkCalendar
 from kpi.policies import Policies
 from tests.conftest import Database
 from tests.factories import UNITS_CSV, event, load_units, record
-from tests.kpi_reference import Ev, Rec, reference_report
+from tests.kpi_reference import SH, Ev, Rec, reference_report
 
 AS_OF = datetime.fromisoformat("2024-06-30T23:59:59+08:00")
 MARCH = (date(2024, 3, 1), date(2024, 3, 31))
@@ -346,9 +346,15 @@ async def test_sql_engine_matches_record_by_record_computation(
     # The edges are where rules go wrong: evaluate at event instants and just before them.
     rnd = random.Random(seed)
     instants = sorted({e.at for r in recs for e in r.events} | {r.received_at for r in recs})
-    as_ofs = [BASE + STEP * rnd.randint(-2, 120)]
+    as_ofs = [BASE + STEP * rnd.randint(-2, 120), BASE + timedelta(days=400)]  # the last: every record settled
     for at in rnd.sample(instants, min(12, len(instants))):
         as_ofs += [at, at - timedelta(seconds=1)]
+    # ... and where an unfulfilled obligation turns OVERDUE: midnight after its due date, and the second before.
+    async with db.sessionmaker() as session:
+        dues = sorted(set((await session.execute(select(KpiObligationFact.due_day))).scalars()))
+    for due in rnd.sample(dues, min(6, len(dues))):
+        turn = datetime.combine(due + timedelta(days=1), time(0), SH)
+        as_ofs += [turn, turn - timedelta(seconds=1)]
     for as_of in as_ofs:
         got = await report(db, unit, level=level, date_from=date_from, date_to=date_to, as_of=as_of, config=config)
         want = reference_report(recs, UNITS_CSV, unit, level, date_from, date_to, as_of, config.calendar,

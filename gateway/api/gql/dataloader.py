@@ -46,6 +46,13 @@ class DataLoader(Generic[K, V]):
     async def load_many(self, keys: Iterable[K]) -> list[V | None]:
         return list(await asyncio.gather(*(self.load(k) for k in keys)))
 
+    def peek(self, key: K) -> tuple[bool, V | None]:
+        """(True, value) when the value for `key` is known already (primed or loaded), without awaiting."""
+        fut = self._cache.get(key)
+        if fut is not None and fut.done() and not fut.cancelled() and fut.exception() is None:
+            return True, fut.result()
+        return False, None
+
     def prime(self, key: K, value: V) -> None:
         if key not in self._cache:
             fut = asyncio.get_running_loop().create_future()

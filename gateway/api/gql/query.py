@@ -9,6 +9,7 @@ import graphene
 
 from gateway.api.gql import errors
 from gateway.api.gql.alerts import EarlyWarning, resolve_alerts
+from gateway.api.gql.analysis import SERIES_ARGS, TRENDS_ARGS, SeriesPoint, TrendReport, resolve_series, resolve_trends
 from gateway.api.gql.audit import PiiReadConnection, resolve_audit_log
 from gateway.api.gql.context import context_of
 from gateway.api.gql.flags import CreditFlagConnection, resolve_credit_flags
@@ -64,13 +65,27 @@ class Query(SupervisionQuery, graphene.ObjectType):
         required=True,
         description="Clear reads of personal data, newest first (role `pii`).",
     )
+    trends = graphene.Field(
+        TrendReport, **TRENDS_ARGS, required=True,
+        description="环比/同比: counts by a dimension against an earlier period (roles supervisor, evaluator).",
+    )
+    series = graphene.Field(
+        graphene.List(graphene.NonNull(SeriesPoint)), **SERIES_ARGS, required=True,
+        description="Zero-filled counts per day, ISO week or month (roles supervisor, evaluator).",
+    )
 
     @staticmethod
     async def resolve_complaint(root: Any, info: graphene.ResolveInfo, id: str) -> Any:
         ctx = context_of(info)
         ctx.require("reader")
-        row = await ctx.loaders.complaint.load(id)
-        return row if row is not None and ctx.sees_complaint(row) else None
+        row = ctx.loaders.complaint.load(id)
+        if _selects(info, "incidents"):
+            # The record's incident links are a second lookup in the store before the emergency system can be
+            # asked: started now, beside the record's, it is off the federated query's critical path. Only
+            # ever read if the record turns out visible (Complaint.incidents).
+            ctx.loaders.incident_ids.load(id)
+        found = await row
+        return found if found is not None and ctx.sees_complaint(found) else None
 
     @staticmethod
     async def resolve_complaints(root: Any, info: graphene.ResolveInfo, first: int, after: str | None = None,
@@ -116,3 +131,21 @@ class Query(SupervisionQuery, graphene.ObjectType):
     async def resolve_audit_log(root: Any, info: graphene.ResolveInfo, first: int, complaint_id: str | None = None,
                                 actor: str | None = None, after: str | None = None) -> Any:
         return await resolve_audit_log(info, complaint_id, actor, first, after)
+
+    @staticmethod
+    async def resolve_trends(root: Any, info: graphene.ResolveInfo, unit: str, from_: date, to: date, by: Any,
+                             compare_with: Any = None, filter: dict[str, Any] | None = None,
+                             top: int | None = None) -> Any:
+        return await resolve_trends(info, unit, from_, to, by, compare_with, filter, top)
+
+    @staticmethod
+    async def resolve_series(root: Any, info: graphene.ResolveInfo, unit: str, from_: date, to: date, interval: Any,
+                             filter: dict[str, Any] | None = None) -> Any:
+        return await resolve_series(info, unit, from_, to, interval, filter)
+
+def _selects(info: graphene.ResolveInfo, name: str) -> bool:
+    """Whether the field being resolved selects `name` directly (fragments are not looked into)."""
+    selection_set = info.field_nodes[0].selection_set
+    return selection_set is not None and any(
+        getattr(getattr(sel, "name", None), "value", None) == name for sel in selection_set.selections
+    )

@@ -16,7 +16,7 @@ from gateway.api.gql.context import context_of
 from gateway.api.gql.scalars import DateTime
 from gateway.complaints.pii import mask_name, mask_phone
 from gateway.complaints.status import status_of
-from gateway.core.money import cents_to_money
+from gateway.core.money import cents_to_money, money_to_cents
 from gateway.reports.deadlines import deadlines_of
 
 
@@ -125,7 +125,7 @@ class Case(graphene.ObjectType):
 
     @staticmethod
     def resolve_penalty_amount(root: Any, info: graphene.ResolveInfo) -> str | None:
-        return None if root.penalty_amount is None else f"{root.penalty_amount:.2f}"
+        return cents_to_money(money_to_cents(root.penalty_amount))
 
 
 class Incident(graphene.ObjectType):
@@ -189,9 +189,14 @@ class Complaint(graphene.ObjectType):
         description="Supervision orders (督办单) on this record, newest first.",
     )
 
+    # The hot fields of a record resolve synchronously when their value is at hand (the unit snapshot, the
+    # personal data read with the record): no coroutine or future per field, and graphql-core completes
+    # the object without gathering awaitables.
     @staticmethod
-    def resolve_handling_unit(root: Any, info: graphene.ResolveInfo) -> Awaitable[Any]:
-        return context_of(info).loaders.unit.load(root.handling_unit)
+    def resolve_handling_unit(root: Any, info: graphene.ResolveInfo) -> Any:
+        loaders = context_of(info).loaders
+        unit = loaders.units.peek(root.handling_unit)
+        return unit if unit is not None else loaders.unit.load(root.handling_unit)
 
     @staticmethod
     def resolve_respondent(root: Any, info: graphene.ResolveInfo) -> Any:
@@ -200,9 +205,12 @@ class Complaint(graphene.ObjectType):
         return Respondent(uscc=root.respondent_uscc, name=root.respondent_name)
 
     @staticmethod
-    async def resolve_complainant(root: Any, info: graphene.ResolveInfo) -> ComplainantView:
-        row = await context_of(info).loaders.complainant.load(root.id)
-        return ComplainantView(root.id, row.name if row else None, row.phone if row else None, root.real_name)
+    def resolve_complainant(root: Any, info: graphene.ResolveInfo) -> Any:
+        loader = context_of(info).loaders.complainant
+        known, row = loader.peek(root.id)
+        if known:
+            return ComplainantView(root.id, row.name if row else None, row.phone if row else None, root.real_name)
+        return _complainant(loader, root)
 
     @staticmethod
     def resolve_amount_involved(root: Any, info: graphene.ResolveInfo) -> str | None:
@@ -246,6 +254,11 @@ class Complaint(graphene.ObjectType):
         if not ids:
             return []
         return [i for i in await loaders.incident.load_many(ids) if i is not None]
+
+
+async def _complainant(loader: Any, root: Any) -> ComplainantView:
+    row = await loader.load(root.id)
+    return ComplainantView(root.id, row.name if row else None, row.phone if row else None, root.real_name)
 
 
 @dataclass(frozen=True, slots=True)

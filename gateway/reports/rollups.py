@@ -1,0 +1,228 @@
+"""Rollups of the records' final views, kept in the transaction that stores their facts.
+
+Why: a report's cost then depends on the units and days it covers, not on the records in them. Once a
+record's last fact has happened (`kpi_record_facts.last_change_at`), its contribution at any later `as_of` is
+its final view (kpi.obligations.FinalView) less the obligations no event fulfils whose due date is not yet
+behind `as_of`. So a report (gateway.reports.build) is
+
+    kpi_rollup over the days                                  (every record's final view)
+  - kpi_open_rollup over the days with due_day >= as_of's day  (open obligations still PENDING at as_of)
+  + for the few records with last_change_at > as_of: their state at as_of minus their final view.
+
+The maintenance contract, for every path that writes facts (gateway.reports.facts, and any set-based
+import that replaces it):
+
+- `retract(session, ids)` BEFORE the facts of already-stored records are deleted or replaced;
+- `add(session, ids)` AFTER the facts of these records are inserted;
+- `rebuild(session)` after facts were rewritten wholesale (configuration change, unit tree moved).
+
+All three are set-based SQL (INSERT … SELECT … GROUP BY … ON CONFLICT DO UPDATE adding signed counts) on
+PostgreSQL and SQLite, inside the caller's transaction. Rows are added to in key order, so two writers
+lock shared rollup rows in the same order. A rollup row whose records all left keeps zeros until the next
+rebuild; zeros change no sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    String,
+    and_,
+    any_,
+    bindparam,
+    case,
+    delete,
+    extract,
+    func,
+    literal,
+    literal_column,
+    select,
+    text,
+    true,
+    union_all,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from gateway.core.bulk import dialect_insert
+from gateway.reports.models import (
+    ROLLUP_DEPTHS,
+    ROLLUP_MEASURES,
+    KpiObligationFact,
+    KpiRecordFact,
+    kpi_open_rollup,
+    kpi_rollup,
+)
+from kpi.metrics import CHANNELS, HOTLINES, KINDS
+from kpi.obligations import LATE, ON_TIME, OVERDUE, SATISFIED_VALUES, UNREACHABLE
+from kpi.policies import OBLIGATIONS
+
+_STATE_VALUES = {"on_time": ON_TIME, "late": LATE, "overdue": OVERDUE}
+
+
+def id_in(column: Any, ids: Sequence[str], dialect: str) -> ColumnElement[bool]:
+    """`column IN ids`; on PostgreSQL as `= ANY(array)`: one parameter instead of thousands to render."""
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", list(ids), type_=ARRAY(String)))
+    return column.in_(ids)
+
+
+def _flag(condition: ColumnElement[bool]) -> Any:
+    return case((condition, 1), else_=0)
+
+
+def final_measures(r: Any = KpiRecordFact) -> dict[str, Any]:
+    """Per record of `kpi_record_facts` (or an alias of it): each rollup measure of its final view."""
+    out: dict[str, Any] = {"records": literal(1, Integer)}
+    out |= {f"kind_{k.lower()}": _flag(r.kind == k) for k in KINDS}
+    out |= {f"channel_{c.lower()}": _flag(r.channel == c) for c in CHANNELS}
+    out |= {f"hotline_{h}": _flag(r.hotline == h) for h in HOTLINES}
+    out |= {
+        "reply_owed": _flag(r.reply_owed_at.is_not(None)),
+        "replied": _flag(r.replied_at.is_not(None)),
+        "concluded": _flag(r.concluded_at.is_not(None)),
+        "called_back": _flag(and_(r.concluded_at.is_not(None), r.first_callback_at.is_not(None))),
+        "mediation_outcomes": _flag(r.mediation_outcome_at.is_not(None)),
+        "mediation_succeeded": _flag(and_(r.mediation_outcome_at.is_not(None), r.mediation_succeeded)),
+        "decided": _flag(r.decided_at.is_not(None)),
+        "case_filed": _flag(and_(r.decided_at.is_not(None), r.case_filed)),
+        "callback_reachable": _flag(and_(r.final_satisfaction.is_not(None), r.final_satisfaction != UNREACHABLE)),
+        "satisfied": _flag(r.final_satisfaction.in_(sorted(SATISFIED_VALUES))),
+        "recovered_cents": r.recovered_cents,
+    }
+    for code in OBLIGATIONS:
+        column = getattr(r, f"final_{code.lower()}")
+        out |= {f"{code.lower()}_{state}": _flag(column == value) for state, value in _STATE_VALUES.items()}
+    assert tuple(out) == ROLLUP_MEASURES
+    return out
+
+
+def _depths() -> Any:
+    return union_all(*(select(literal(d, Integer).label("depth")) for d in ROLLUP_DEPTHS)).subquery("depths")
+
+
+def _unit_keys(depth: Any, source: Any) -> list[Any]:
+    """u1..u5 of a rollup row at `depth`: the record's ancestors down to that depth, '' below it or missing."""
+    return [
+        case((depth >= n, func.coalesce(getattr(source, f"u{n}"), "")), else_="").label(f"u{n}")
+        for n in range(1, 6)
+    ]
+
+
+def _upsert(dialect: str, table: Any, key: list[str], values: list[str], source: Any) -> Any:
+    stmt = dialect_insert(dialect, table).from_select([*key, *values], source)
+    return stmt.on_conflict_do_update(
+        index_elements=key, set_={v: table.c[v] + getattr(stmt.excluded, v) for v in values}
+    )
+
+
+def _ids_param(column: Any, dialect: str) -> ColumnElement[bool]:
+    if dialect == "postgresql":
+        return column == any_(bindparam("ids", type_=ARRAY(String)))
+    return column.in_(bindparam("ids", expanding=True))
+
+
+@lru_cache(maxsize=8)
+def _statements(dialect: str, by_ids: bool) -> tuple[Any, Any]:
+    """The two upserts (kpi_rollup, kpi_open_rollup) adding `:sign` times the final views of the records
+    whose ids are `:ids` (by_ids) or of every record; built once (a statement object keeps its cache key)."""
+    r, o = KpiRecordFact, KpiObligationFact
+    if by_ids:
+        return _build(dialect, _ids_param(r.complaint_id, dialect), _ids_param(o.complaint_id, dialect))
+    return _build(dialect, true(), true())
+
+
+def _build(dialect: str, records: ColumnElement[bool], steps: ColumnElement[bool]) -> tuple[Any, Any]:
+    sign = bindparam("sign", type_=Integer)
+    r, o = KpiRecordFact, KpiObligationFact
+    d = _depths()
+    deepest = max(ROLLUP_DEPTHS)
+    units = [f"u{n}" for n in range(1, deepest + 1)]
+
+    # Each record's measures once, summed by its units down to the deepest rollup; then spread over depths.
+    measures = final_measures(r)
+    # Constants written into the SQL, not bound: PostgreSQL matches GROUP BY expressions to the select list
+    # only when they are the same text, and two bound parameters are two different texts.
+    due_year = func.coalesce(extract("year", r.last_due_day), literal_column("0"))
+    base_key = [*(func.coalesce(getattr(r, u), literal_column("''")) for u in units), r.received_day,
+                r.final_policies, due_year]
+    base = (
+        select(*(k.label(n) for k, n in zip(base_key, [*units, "received_day", "policies", "due_year"],
+                                            strict=True)),
+               *(func.sum(measures[m]).label(m) for m in ROLLUP_MEASURES))
+        .where(records)
+        .group_by(*base_key)
+        .subquery("facts")
+    )
+    unit_keys = [case((d.c.depth >= n, base.c[f"u{n}"]), else_="") if n <= deepest else literal("", String)
+                 for n in range(1, 6)]
+    inner = (
+        select(d.c.depth, *(k.label(f"u{n}") for n, k in enumerate(unit_keys, 1)), base.c.received_day,
+               base.c.policies, base.c.due_year, *(base.c[m] for m in ROLLUP_MEASURES))
+        .select_from(base)
+        .join(d, true())
+        .subquery("spread")
+    )
+    key = ["depth", "u1", "u2", "u3", "u4", "u5", "received_day", "policies", "due_year"]
+    grouped = (
+        select(*(inner.c[k] for k in key), *((sign * func.sum(inner.c[m])).label(m) for m in ROLLUP_MEASURES))
+        .where(true())
+        .group_by(*(inner.c[k] for k in key))
+        .order_by(*(inner.c[k] for k in key))
+    )
+    rollup = _upsert(dialect, kpi_rollup, key, list(ROLLUP_MEASURES), grouped)
+
+    open_inner = (
+        select(d.c.depth, *_unit_keys(d.c.depth, o), o.received_day, o.due_day, o.obligation)
+        .select_from(o)
+        .join(d, true())
+        .where(o.valid_to.is_(None), o.fulfilled_at.is_(None), steps)
+        .subquery("open_steps")
+    )
+    open_key = ["depth", "u1", "u2", "u3", "u4", "u5", "received_day", "due_day", "obligation"]
+    open_grouped = (
+        select(*(open_inner.c[k] for k in open_key), (sign * func.count()).label("open"))
+        .where(true())
+        .group_by(*(open_inner.c[k] for k in open_key))
+        .order_by(*(open_inner.c[k] for k in open_key))
+    )
+    return rollup, _upsert(dialect, kpi_open_rollup, open_key, ["open"], open_grouped)
+
+
+async def _apply(session: AsyncSession, ids: Sequence[str] | None, sign: int) -> None:
+    """Add (sign 1) or subtract (sign -1) the final views of the records `ids` (None: every record)."""
+    dialect = session.get_bind().dialect.name
+    params: dict[str, Any] = {"sign": sign} | ({"ids": list(ids)} if ids is not None else {})
+    for statement in _statements(dialect, ids is not None):
+        await session.execute(statement, params)
+
+
+async def _apply_ids(session: AsyncSession, ids: Sequence[str], sign: int) -> None:
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), 5000):
+        await _apply(session, unique[start:start + 5000], sign)
+
+
+async def retract(session: AsyncSession, ids: Sequence[str]) -> None:
+    """Subtract the stored facts of these records from the rollups: call BEFORE deleting or replacing them."""
+    await _apply_ids(session, ids, -1)
+
+
+async def add(session: AsyncSession, ids: Sequence[str]) -> None:
+    """Add the stored facts of these records to the rollups: call AFTER inserting them."""
+    await _apply_ids(session, ids, 1)
+
+
+async def rebuild(session: AsyncSession) -> None:
+    """Empty the rollups and add every record's facts again (after facts were rewritten wholesale)."""
+    for table in (kpi_rollup, kpi_open_rollup):
+        await session.execute(delete(table))
+    if session.get_bind().dialect.name == "postgresql":
+        # Group millions of rows in memory (hash) rather than by an external sort; this transaction only.
+        await session.execute(text("SET LOCAL work_mem = '256MB'"))
+    await _apply(session, None, 1)

@@ -13,12 +13,13 @@ import logging
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from connectors import UpstreamError, UpstreamFailure, UpstreamUnavailable
 from connectors.simulators import enterprise_for
 from tests.connectors.conftest import Make, Sim
+from tests.fuzzing import budget
 
 USCC = "91110000600037341L"
 ENTERPRISES = json.dumps({"enterprises": [enterprise_for(USCC)]}).encode()
@@ -220,7 +221,8 @@ BODIES = st.one_of(
 MARKER = "Zq7Marker"  # put in every answer: it must never show up in an error
 
 
-@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.fuzz
+@budget(suite=60, fuzz=2000)
 @given(status=STATUSES,
        headers=st.lists(st.tuples(HEADER_NAMES, st.binary(max_size=60)), max_size=4),
        body=BODIES,

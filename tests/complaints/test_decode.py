@@ -42,10 +42,15 @@ def test_every_field_of_the_record_is_decoded() -> None:
 
 @pytest.mark.parametrize("raw", VALID, ids=lambda r: r["id"])
 def test_valid_records_read_the_same(raw: dict[str, Any]) -> None:
-    expected = values(from_model(validate_record(raw)))
-    assert values(decode_fast(json.dumps(raw, ensure_ascii=False).encode())) == expected
-    assert values(decode_fast(json.dumps(raw))) == expected  # \\u escapes, str input
-    assert values(decode_object(copy.deepcopy(raw))) == expected
+    readings = [(decode_fast, text, validate_record(text))
+                for text in (json.dumps(raw, ensure_ascii=False).encode(), json.dumps(raw))]  # UTF-8; \u escapes
+    readings.append((decode_object, copy.deepcopy(raw), validate_record(raw)))
+    for decode, arg, valid in readings:
+        if raw["id"] == "DATA":  # an integer beyond 64 bits (orjson reads a float): the validator decides
+            with pytest.raises(Refused):
+                decode(arg)
+            continue
+        assert values(decode(arg)) == values(from_model(valid))
 
 
 def test_the_digest_ignores_how_the_json_is_written() -> None:
@@ -120,10 +125,15 @@ def test_accepts_only_what_the_validator_accepts(changes: list[tuple[Any, Any, b
         expected: dict[str, Any] | None = values(from_model(validate_record(raw)))
     except ValueError:
         expected = None
-    for decode, arg in ((decode_fast, json.dumps(raw).encode()), (decode_object, copy.deepcopy(raw))):
+    text = json.dumps(raw).encode()
+    try:
+        from_text: dict[str, Any] | None = values(from_model(validate_record(text)))
+    except ValueError:
+        from_text = None
+    for decode, arg, reference in ((decode_fast, text, from_text), (decode_object, copy.deepcopy(raw), expected)):
         try:
             got = values(decode(arg))
         except Refused:
             continue  # the validator decides
-        assert expected is not None, f"{decode.__name__} accepted what the validator refuses: {raw}"
-        assert got == expected
+        assert reference is not None, f"{decode.__name__} accepted what the validator refuses: {raw}"
+        assert got == reference

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -34,7 +34,7 @@ from gateway.core.cursor import decode_position, encode_position
 from gateway.core.time import shanghai_date
 from gateway.reports.build import ensure_facts, unfulfilled_at
 from gateway.reports.facts import KpiConfig
-from gateway.reports.models import ROLLUP_DEPTHS, KpiObligationFact, KpiRecordFact, kpi_open_rollup
+from gateway.reports.models import ROLLUP_DEPTHS, KpiObligationFact, KpiRecordFact, kpi_open_rollup, kpi_rollup
 from gateway.supervision.access import (
     BAD_USER_INPUT,
     WATCH_ROLES,
@@ -108,10 +108,11 @@ async def _open_counts(session: AsyncSession, top: Any, level: int, when: dateti
     """(red, yellow, green) of the open obligations at `when` in `top`'s subtree, by the unit of `level`
     (None: obligations of records handled above that level).
 
-    At a level the report rolls up (`ROLLUP_DEPTHS`), the report's own three steps: the open-obligation
-    rollup (each record's final view: the obligations no event fulfils, by due day), corrected for the
-    records whose facts still change after `when` (their open obligations at `when` less those of their
-    final view). So the lights cost what the report costs, by units and days, not by records. At other
+    At a level the report rolls up (`ROLLUP_DEPTHS`), the report's own steps: the records' final views (the
+    obligations no event fulfils: OVERDUE in `kpi_rollup`; those not yet due at `when`, by due day, in
+    `kpi_open_rollup`), corrected for the records whose facts still change after `when` (their open
+    obligations at `when` less those of their final view). So the lights read what the report reads, by
+    units and days, not by records. At other
     levels, the obligation facts of the subtree, as the report reads them there."""
     of, rf = KpiObligationFact, KpiRecordFact
     counts: dict[str | None, list[int]] = defaultdict(lambda: [0, 0, 0])
@@ -130,11 +131,31 @@ async def _open_counts(session: AsyncSession, top: Any, level: int, when: dateti
         ))
         return {k: (v[0], v[1], v[2]) for k, v in counts.items()}
 
-    ro = kpi_open_rollup
-    add(await session.execute(
-        select(ro.c[f"u{level}"].label("unit"), *_by_light(dates.light(ro.c.due_day), ro.c.open))
-        .where(ro.c.depth == level, *(ro.c[f"u{n}"] == getattr(top, f"l{n}") for n in range(1, top.level + 1)))
+    # Final views: every open obligation (OVERDUE in kpi_rollup, by record and day), and of those the ones
+    # not yet due at `when` (kpi_open_rollup with due_day >= as_of's date, by due day): what the report
+    # reads, so the lights read no more rows than the report does. Red is all open less those not yet due.
+    ru, ro = kpi_rollup, kpi_open_rollup
+    open_final = sum((ru.c[f"{code.lower()}_overdue"] for code in OBLIGATIONS), literal(0))
+    pending = (
+        select(ro.c[f"u{level}"].label("unit"),
+               func.sum(case((ro.c.due_day < dates.green_from, ro.c.open), else_=0)).label("yellow"),
+               func.sum(case((ro.c.due_day >= dates.green_from, ro.c.open), else_=0)).label("green"))
+        .where(ro.c.depth == level, *(ro.c[f"u{n}"] == getattr(top, f"l{n}") for n in range(1, top.level + 1)),
+               ro.c.due_day >= dates.as_of_day)
         .group_by(ro.c[f"u{level}"])
+        .subquery()
+    )
+    final = (
+        select(ru.c[f"u{level}"].label("unit"), func.sum(open_final).label("open"))
+        .where(ru.c.depth == level, *(ru.c[f"u{n}"] == getattr(top, f"l{n}") for n in range(1, top.level + 1)))
+        .group_by(ru.c[f"u{level}"])
+        .subquery()
+    )
+    yellow, green = func.coalesce(pending.c.yellow, 0), func.coalesce(pending.c.green, 0)
+    add(await session.execute(
+        select(final.c.unit, (final.c.open - yellow - green).label("red"), yellow.label("yellow"),
+               green.label("green"))
+        .select_from(final.outerjoin(pending, pending.c.unit == final.c.unit))
     ))
     changing = select(rf.complaint_id).where(subtree(top).condition(rf.ancestor_columns()), rf.last_change_at > when)
     light = dates.light(of.due_day)

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lint bench clean schema
+.PHONY: install demo test lint bench clean schema fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The property tests (marked `fuzz`) with many more examples than the suite gives them: a few minutes, on
+# SQLite and, when GATEWAY_TEST_DATABASE_URL is set, PostgreSQL. The statistics say how many cases ran.
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:cacheprovider -m fuzz --hypothesis-show-statistics tests
 
 lint: install
 	$(BIN)/ruff check gateway connectors kpi tests bench

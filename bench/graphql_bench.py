@@ -98,6 +98,7 @@ def bench_app() -> Any:
     from gateway.complaints.pii import mask_name, mask_phone
     from gateway.core.auth import AuthError, bearer_token, decode_token
     from gateway.core.money import cents_to_money
+    from gateway.core.time import format_instant
     from gateway.units.models import OrgUnit
 
     app = create_app()
@@ -126,9 +127,9 @@ def bench_app() -> Any:
             pii = principal.has("pii")
             body = {"data": {"complaint": {
                 "id": c.id, "kind": c.kind, "channel": c.channel, "hotline": c.hotline, "urgency": c.urgency,
-                "category": c.category, "receivedAt": c.received_at.isoformat(), "regionCode": c.region_code,
+                "category": c.category, "receivedAt": format_instant(c.received_at), "regionCode": c.region_code,
                 "summary": c.summary, "amountInvolved": cents_to_money(c.amount_involved_cents),
-                "recoveredAmount": cents_to_money(c.recovered_amount_cents), "updatedAt": c.updated_at.isoformat(),
+                "recoveredAmount": cents_to_money(c.recovered_amount_cents), "updatedAt": format_instant(c.updated_at),
                 "respondent": {"uscc": c.respondent_uscc, "name": c.respondent_name} if c.respondent_name else None,
                 "complainant": {"name": row.c_name if pii else mask_name(row.c_name),
                                 "phone": row.c_phone if pii else mask_phone(row.c_phone), "realName": c.real_name},

@@ -9,23 +9,23 @@ answered like the KPI report's: `{"errors": [{"message", "extensions": {"code"}}
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.api.auth import SignIn, bearer_sign_in
 from gateway.api.reports import FORMATS, error
-from gateway.complaints.filters import FilterError, filter_conditions, filter_from_json
+from gateway.complaints.filters import FilterError, filter_from_json
 from gateway.core.auth import AuthError
 from gateway.core.time import parse_date
 from gateway.supervision import analysis, exports
 from gateway.supervision.analysis import AnalysisError
 from gateway.units.jurisdiction import caller_sees_unit
-from gateway.units.models import OrgUnit
 
 router = APIRouter()
 
@@ -58,11 +58,21 @@ def _top(query: Any) -> int:
     return int(text)
 
 
-Run = Callable[[AsyncSession, Any, list[ColumnElement[bool]]], Awaitable[tuple[dict[str, Any], str, Any, Any]]]
+@dataclass(frozen=True, slots=True)
+class Download:
+    """What a route computed: the JSON document, the file name's stem, and its CSV and XLSX renderings."""
+
+    doc: dict[str, Any]
+    stem: str
+    to_csv: Callable[[dict[str, Any]], bytes]
+    to_xlsx: Callable[[dict[str, Any]], bytes]
+
+
+Run = Callable[[AsyncSession, Any, list[ColumnElement[bool]]], Awaitable[Download]]
 
 
 async def _answer(request: Request, caller: SignIn, run: Run) -> Response:
-    """Check role, jurisdiction and filter, then `run` → (document, file stem, csv, xlsx)."""
+    """Check role, jurisdiction and filter, then `run` and answer in the asked format."""
     if isinstance(caller, AuthError):
         return error("UNAUTHENTICATED", str(caller))
     if not any(caller.has(role) for role in ANALYSTS):
@@ -79,49 +89,41 @@ async def _answer(request: Request, caller: SignIn, run: Run) -> Response:
             if not await caller_sees_unit(session, caller.unit, unit):
                 # an unknown unit gets the same answer as a foreign one: codes are not revealed
                 return error("FORBIDDEN", f"unit {unit} is not your unit {caller.unit} nor below it")
-
-            async def unit_level(code: str) -> int | None:
-                return await session.scalar(select(OrgUnit.level).where(OrgUnit.code == code))
-
-            parsed = await filter_conditions(flt, unit_level)
-            conditions = list(parsed.conditions)
-            if parsed.overdue is not None:
-                conditions.append(await analysis.overdue_condition(session, parsed.overdue))
-            doc, stem, to_csv, to_xlsx = await run(session, query, conditions)
+            out = await run(session, query, await analysis.filtered(session, flt))
     except FilterError as exc:
         return error("BAD_USER_INPUT", str(exc))
     except AnalysisError as exc:
         return error(exc.code, str(exc))
     if fmt == "json":
-        return JSONResponse(doc)
-    body = to_csv(doc) if fmt == "csv" else to_xlsx(doc)
+        return JSONResponse(out.doc)
+    body = out.to_csv(out.doc) if fmt == "csv" else out.to_xlsx(out.doc)
     return Response(body, media_type=FORMATS[fmt],
-                    headers={"Content-Disposition": f'attachment; filename="{stem}.{fmt}"'})
+                    headers={"Content-Disposition": f'attachment; filename="{out.stem}.{fmt}"'})
 
 
 @router.get("/api/v1/analysis/trends", response_model=None)
 async def trends(request: Request, caller: SignIn = Depends(bearer_sign_in)) -> Response:
-    async def run(session: AsyncSession, query: Any, conditions: list[ColumnElement[bool]]) -> Any:
+    async def run(session: AsyncSession, query: Any, conditions: list[ColumnElement[bool]]) -> Download:
         date_from, date_to = _date(query, "from"), _date(query, "to")
         report = await analysis.trends(
             session, query["unit"], date_from, date_to, _choice(query, "by", analysis.DIMENSIONS),
             _choice(query, "compare_with", analysis.COMPARISONS, "PREVIOUS_PERIOD"), conditions, _top(query),
         )
         stem = f"trends-{report.unit.code}-{report.by}-{date_from}-{date_to}"
-        return exports.trend_document(report), stem, exports.trends_csv, exports.trends_xlsx
+        return Download(exports.trend_document(report), stem, exports.trends_csv, exports.trends_xlsx)
 
     return await _answer(request, caller, run)
 
 
 @router.get("/api/v1/analysis/series", response_model=None)
 async def series(request: Request, caller: SignIn = Depends(bearer_sign_in)) -> Response:
-    async def run(session: AsyncSession, query: Any, conditions: list[ColumnElement[bool]]) -> Any:
+    async def run(session: AsyncSession, query: Any, conditions: list[ColumnElement[bool]]) -> Download:
         date_from, date_to = _date(query, "from"), _date(query, "to")
         interval = _choice(query, "interval", analysis.INTERVALS)
         points = await analysis.series(session, query["unit"], date_from, date_to, interval, conditions)
         unit = await analysis.report_unit(session, query["unit"])
-        stem = f"series-{unit.code}-{interval}-{date_from}-{date_to}"
-        return exports.series_document(unit, date_from, date_to, interval, points), stem, exports.series_csv, \
-            exports.series_xlsx
+        return Download(exports.series_document(unit, date_from, date_to, interval, points),
+                        f"series-{unit.code}-{interval}-{date_from}-{date_to}", exports.series_csv,
+                        exports.series_xlsx)
 
     return await _answer(request, caller, run)

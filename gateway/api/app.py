@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from starlette.routing import WebSocketRoute
 
-from gateway.api import analysis, ingest, reports, reports_page, session
+from gateway.api import analysis, ingest, reports, reports_page, session, supervision_page
 from gateway.api.gql import graphiql, http
 from gateway.api.gql.ws import GraphQLWebSocketEndpoint
 from gateway.core import observability
@@ -63,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports.router)
     app.include_router(analysis.router)
     app.include_router(reports_page.router)
+    app.include_router(supervision_page.router)
     session.install(app, settings)  # sign-in, session cookie and CSRF of the pages
     observability.install(app)
     app.include_router(http.router)

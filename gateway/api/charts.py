@@ -94,3 +94,28 @@ def line_chart(points: Sequence[tuple[str, float | None]], label: str, element_i
     lines = "".join(f"<polyline class=line points='{' '.join(s)}' />" for s in segments if len(s) > 1)
     return (f"<svg id={element_id} role=img aria-label='{html.escape(label)}' width={left + width + 20} "
             f"height={height} xmlns='http://www.w3.org/2000/svg'>{lines}{''.join(parts)}</svg>")
+
+
+def change_bars(points: Sequence[tuple[str, int, int, float | None]], label: str, element_id: str = "rising") -> str:
+    """Horizontal bars of (name, count, previous count, change rate): the bar is the change (count − previous),
+    from a zero line, labelled with the counts and the rate ("新增" when there was nothing before)."""
+    if not points:
+        return f"<p class=muted id={element_id}-empty>{html.escape(label)}：没有数量上升的类别。</p>"
+    changes = [count - previous for _, count, previous, _ in points]
+    most = max(abs(c) for c in changes) or 1
+    left, width, row_h, top = 130, 360, 26, 24
+    zero = left + (width / 2 if min(changes) < 0 else 0)
+    scale = (width / 2 if min(changes) < 0 else width) / most
+    parts = [f"<text x=0 y=14>{html.escape(label)}</text>",
+             f"<line class=axis x1={zero:.1f} x2={zero:.1f} y1={top - 4} y2={top + row_h * len(points)} />"]
+    for i, ((name, count, previous, rate), change) in enumerate(zip(points, changes, strict=True)):
+        y = top + i * row_h
+        x, w = (zero, change * scale) if change >= 0 else (zero + change * scale, -change * scale)
+        rate_text = "新增" if rate is None else f"{rate:+.0%}"
+        text = f"{count}（上期 {previous}，{'+' if change >= 0 else ''}{change}，{rate_text}）"
+        parts.append(f"<text x={left - 8} y={y + 15} text-anchor=end>{html.escape(name)}</text>"
+                     f"<rect class=bar x={x:.1f} y={y + 3} width={max(w, 1):.1f} height=16>"
+                     f"<title>{html.escape(name)}: {html.escape(text)}</title></rect>"
+                     f"<text x={zero + max(change, 0) * scale + 6:.1f} y={y + 15}>{html.escape(text)}</text>")
+    return (f"<svg id={element_id} role=img aria-label='{html.escape(label)}' width={left + width + 260} "
+            f"height={top + row_h * len(points) + 8} xmlns='http://www.w3.org/2000/svg'>{''.join(parts)}</svg>")

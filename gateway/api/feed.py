@@ -35,7 +35,7 @@ from gateway.units.jurisdiction import unit_ancestors
 
 log = logging.getLogger(__name__)
 
-SUBSCRIBERS = Gauge("gateway_feed_subscribers", "Live-feed subscriptions open in this process")
+SUBSCRIBERS = Gauge("gateway_feed_subscribers", "Live-feed subscriptions open", multiprocess_mode="livesum")
 DELIVERED = Counter("gateway_feed_alerts_delivered", "Alerts queued to live-feed subscribers of this process")
 DROPPED = Counter("gateway_feed_alerts_dropped", "Alerts a live-feed subscriber fell too far behind to receive")
 

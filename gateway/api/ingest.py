@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 
 from gateway.api import openapi
 from gateway.core.db import transaction
+from gateway.core.jsontext import JSONInputError, decode
 from gateway.ingest.store import ingest_raw
 
 router = APIRouter()
@@ -19,11 +20,35 @@ router = APIRouter()
 MAX_ITEMS = 1000
 
 
-def signature_ok(secret: bytes, body: bytes, header: str | None) -> bool:
-    if not header or not header.startswith("sha256="):
-        return False
-    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, header.removeprefix("sha256=").strip().lower())
+def sign(secret: bytes, body: bytes, t: int) -> str:
+    """The X-Signature value for `body` sent at unix time `t` (seconds): `t=<t>,v1=<hex HMAC-SHA256 of
+    "<t>.<body>">` (interfaces.md 1.1). The complaint platform's side; here for tests and tools."""
+    mac = hmac.new(secret, str(t).encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def signature_problem(secret: bytes, body: bytes, header: str | None, now: float, tolerance_s: float) -> str | None:
+    """Why the push's X-Signature does not hold (None when it does): it must be `t=<unix seconds>,v1=<hex>`,
+    `t` within `tolerance_s` of `now`, and one `v1` the HMAC of "<t>.<body>". Several `v1` may be given (a
+    platform rotating its key); the 1.0 form `sha256=<hex>` signs no time and is refused."""
+    if not header:
+        return "missing X-Signature"
+    t_text, macs = None, []
+    for part in header.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t":
+            t_text = value.strip()
+        elif key == "v1":
+            macs.append(value.strip().lower())
+    if t_text is None or not t_text.isascii() or not t_text.isdigit() or len(t_text) > 12 or not macs:
+        return "X-Signature must be t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\">"
+    if abs(now - int(t_text)) > tolerance_s:
+        return f"X-Signature timestamp is more than {tolerance_s:g} s from the gateway's clock"
+    expected = hmac.new(secret, t_text.encode() + b"." + body, hashlib.sha256).hexdigest()
+    # compare_digest on str needs ASCII; a non-ASCII value cannot match anyway.
+    if not any(mac.isascii() and hmac.compare_digest(expected, mac) for mac in macs):
+        return "X-Signature does not match the body"
+    return None
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -53,12 +78,16 @@ async def ingest_complaints(request: Request) -> JSONResponse:
     if body is None:
         return _error(413, "PAYLOAD_TOO_LARGE", f"body over {settings.ingest_max_bytes} bytes")
     secret = settings.ingest_secret.get_secret_value().encode()
-    if not signature_ok(secret, body, request.headers.get("x-signature")):
-        return _error(401, "UNAUTHENTICATED", "missing or wrong X-Signature (sha256=<hex HMAC-SHA256 of the body>)")
+    problem = signature_problem(secret, body, request.headers.get("x-signature"), time.time(),
+                                settings.ingest_tolerance_s)
+    if problem is not None:
+        return _error(401, "UNAUTHENTICATED", problem)
     try:
-        payload: Any = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return _error(400, "BAD_USER_INPUT", f"body is not valid JSON: {exc}")
+        # Values JSON cannot hold (NaN, lone surrogates) are decoded, so that only the item holding one is
+        # rejected, by field; a body that is not JSON at all is refused whole.
+        payload: Any = decode(body)
+    except JSONInputError as exc:
+        return _error(400, "BAD_USER_INPUT", f"body is {exc}")
     if not isinstance(payload, dict) or not isinstance(payload.get("items"), list):
         return _error(400, "BAD_USER_INPUT", 'body must be {"items": [ComplaintRecord, ...]}')
     items = payload["items"]

@@ -25,7 +25,9 @@ tr.total td{font-weight:600;border-top:2px solid #888} th small{display:block;co
 .error{color:#b00020;font-weight:600} .note{background:#fff8e1;border-left:4px solid #f0b400;padding:.5rem .8rem}
 .downloads{display:flex;gap:.8rem;margin:.8rem 0} .muted{color:#555;font-size:.85rem}
 svg text{font-size:12px;font-family:inherit} .dot{fill:#1f4e79} .line{fill:none;stroke:#1f4e79;stroke-width:2}
-.axis{stroke:#999} .grid{stroke:#e5e5e5}
+.axis{stroke:#999} .grid{stroke:#e5e5e5} rect.bar{fill:#c0392b}
+td.RED{color:#b00020;font-weight:600} td.YELLOW{color:#9a6700;font-weight:600} td.GREEN{color:#2e7d32}
+.ok{background:#e8f5e9;border-left:4px solid #2e7d32;padding:.5rem .8rem} textarea{font:inherit;padding:.3rem}
 """
 
 
@@ -37,7 +39,9 @@ def header(principal: Principal | None, csrf: str = "") -> str:
         who = (f"<span id=who>{html.escape(principal.sub)} · 单位 {html.escape(principal.unit)} · {html.escape(roles)}"
                f"</span> <form method=post action=/logout><input type=hidden name=csrf value=\"{html.escape(csrf)}\">"
                "<button type=submit id=sign-out>退出登录</button></form>")
-    return f"<header class=bar><strong>12315 绩效考核与监督</strong><span>{who}</span></header>"
+    nav = ("<nav><a href=/reports id=nav-reports>绩效考核报告</a> · "
+           "<a href=/supervision id=nav-supervision>督办监督</a></nav>") if principal is not None else ""
+    return f"<header class=bar><strong>12315 绩效考核与监督</strong>{nav}<span>{who}</span></header>"
 
 
 def page(title: str, body: str, principal: Principal | None = None, csrf: str = "", status_code: int = 200,

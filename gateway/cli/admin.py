@@ -10,11 +10,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from gateway.cli.base import CommandError, command, require_database
+from gateway.cli.base import CommandError, command, open_store, require_database
 from gateway.core.auth import mint_token
 from gateway.core.db import make_engine
 from gateway.core.migrate import current_revision, head_revision, migrate
-from gateway.core.settings import Settings
+from gateway.core.settings import JWT_SECRET_MIN_BYTES, Settings
+from gateway.units.models import OrgUnit
 
 
 def add_parsers(sub: Any) -> None:
@@ -70,11 +71,34 @@ async def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
     if settings.jwt_secret is None:
         raise CommandError("GATEWAY_JWT_SECRET is not set")
     roles = [r.strip() for r in args.roles.split(",") if r.strip()]
+    if args.ttl <= 0:
+        raise CommandError(f"--ttl must be a positive number of seconds, got {args.ttl}")
+    # A token for a unit the gateway does not know would be refused on every call: refuse to make it.
+    require_database(settings)
+    engine, sm = await open_store(settings)
+    try:
+        async with sm() as session:
+            known = await session.get(OrgUnit, args.unit) is not None
+    finally:
+        await engine.dispose()
+    if not known:
+        raise CommandError(f"unit {args.unit!r} does not exist: load it with `gateway import-units` first")
     try:
         print(mint_token(settings.jwt_secret.get_secret_value(), args.sub, args.unit, roles, args.ttl))
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     return 0
+
+
+def jwt_secret_problem(settings: Settings) -> str | None:
+    """Why `serve` must not start with this GATEWAY_JWT_SECRET (None when it may), in one line."""
+    if settings.jwt_secret is None:
+        return "GATEWAY_JWT_SECRET is not set: the server refuses to start without it"
+    size = len(settings.jwt_secret.get_secret_value().encode())
+    if size < JWT_SECRET_MIN_BYTES:
+        return (f"GATEWAY_JWT_SECRET is {size} bytes; at least {JWT_SECRET_MIN_BYTES} are needed "
+                "(e.g. `openssl rand -hex 32`): the server refuses to start")
+    return None
 
 
 def _multiprocess_metrics() -> None:
@@ -95,8 +119,9 @@ def _multiprocess_metrics() -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    if settings.jwt_secret is None:
-        raise CommandError("GATEWAY_JWT_SECRET is not set: the server refuses to start without it")
+    problem = jwt_secret_problem(settings)
+    if problem is not None:
+        raise CommandError(problem)
 
     logging.getLogger().setLevel(os.environ.get("GATEWAY_LOG_LEVEL", "INFO").upper())
     config = uvicorn.Config(

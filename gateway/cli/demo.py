@@ -164,6 +164,8 @@ def _print_welcome(settings: Settings, args: argparse.Namespace, jwt_secret: str
         f"  GraphQL (GraphiQL in a browser): {base}/graphql",
         f"  KPI report: {base}/api/v1/kpi/report?unit=510000&level=3&from={year}-01-01&to={date.today()}&format=json",
         f"  Evaluators' page: {base}/reports (sign in at {base}/login with an evaluator token below)",
+        f"  Supervisors' page: {base}/supervision (with the supervisor token below)",
+        f"  Live feed: ws://{base.removeprefix('http://')}/graphql (graphql-transport-ws; subscription {{ alerts }})",
         f"  Metrics: {base}/metrics   Health: {base}/healthz {base}/readyz",
         "  Simulators: " + ", ".join(f"{name} {server.url}" for name, server in servers.items()),
         *banner(supervision),

@@ -13,7 +13,7 @@ from gateway.core.settings import Settings
 from gateway.core.upstreams import connector_config
 from gateway.ingest.importer import UnreadableFile, import_file
 from gateway.ingest.sync import PAGE_SIZE, NoUnits, run_forever, sync_until_caught_up
-from gateway.ingest.units_file import UnitFileError, import_units
+from gateway.ingest.units_file import UnitFileError, decode_units_file, import_units
 
 
 def add_parsers(sub: Any) -> None:
@@ -36,9 +36,11 @@ async def cmd_import_units(args: argparse.Namespace, settings: Settings) -> int:
 
     path = Path(args.file)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CommandError(f"cannot read {path}: {exc}", status=2) from None
+        text = decode_units_file(path.read_bytes())
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror or exc}", status=2) from None
+    except UnitFileError as exc:
+        raise CommandError(f"cannot read {path}: {exc}; nothing was loaded", status=2) from None
     engine, sm = await open_store(settings)
     try:
         async with transaction(sm) as session:
@@ -81,7 +83,7 @@ async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         await engine.dispose()
     print(
         f"lines {report.lines}: stored {report.stored} (new {report.inserted}, updated {report.updated}, "
-        f"unchanged {report.unchanged}), rejected {len(report.rejected)}"
+        f"unchanged {report.unchanged}, stale {report.stale}), rejected {len(report.rejected)}"
     )
     return 1 if report.rejected else 0
 

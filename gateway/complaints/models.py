@@ -43,6 +43,9 @@ class Complaint(Base):
     amount_involved_cents: Mapped[int | None] = mapped_column(BigInteger)
     recovered_amount_cents: Mapped[int | None] = mapped_column(BigInteger)
     content_hash: Mapped[str] = mapped_column(String(64))  # of the validated record: skips no-op updates
+    # The record's own `updated_at` (records.md 1.1: its version); a copy older than this never replaces
+    # the fields (gateway.ingest.store.replaces). `updated_at` below is when the gateway last wrote the row.
+    record_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -2,7 +2,10 @@
 
 `ComplaintIn` checks everything that can be checked from the record alone; `validate_record`, the one way
 every record is validated (import, push, sync), also checks that its handling unit exists when given the
-unit tree. Each rejection names the field and the reason.
+unit tree. Each rejection names the field and the reason. Text and numbers (records.md 1.1) are checked
+first, over the whole record as received, whichever way it came in (a file, a push, a sync page,
+`recordEvent`): no U+0000, no unpaired surrogate, finite numbers, an event's `data` at most DATA_MAX_DEPTH
+levels deep (`gateway.core.jsontext`).
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from pydantic import (
     StrictBool,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     model_validator,
 )
 from stdnum.cn import uscc as stdnum_uscc
 
+from gateway.core.jsontext import JSONInputError, Path, decode, dotted, problem
 from gateway.core.time import parse_instant, shanghai_date
 from gateway.units.tree import UnitIndex
 
@@ -243,6 +248,28 @@ def check_event_data(type_: EventType, data: dict[str, Any]) -> None:
             raise ValueError(f"data.{name}: must be {what} (for {type_.value})")
 
 
+# ------------------------------------------------------------------------------------- text and numbers
+
+DATA_MAX_DEPTH = 16  # an event's `data` object counts as level 1 (records.md 1.1)
+_TEXT_CHECKED = {"text_checked": True}  # validation context: the whole record was checked already
+
+
+def text_and_numbers(raw: Any, data_at: int) -> None:
+    """records.md 1.1 over a record (`data_at`=4: record, events, event, data) or an event (`data_at`=2):
+    ValueError naming the first field that holds U+0000, an unpaired surrogate or a number that is not
+    finite, or an event's `data` nested deeper than DATA_MAX_DEPTH."""
+    found = problem(raw, data_at - 1 + DATA_MAX_DEPTH)
+    if found is None:
+        return
+    path, reason = found
+    if reason.startswith("nests deeper"):
+        data = next((i for i, p in enumerate(path) if p == "data"), None)
+        where: Path = path[:data + 1] if data is not None else path[:1]
+        reason = f"nests deeper than {DATA_MAX_DEPTH} levels" if data is not None else "nests too deep"
+        path = where
+    raise ValueError(f"{dotted(path)}: {reason}" if path else reason)
+
+
 class EventIn(BaseModel):
     model_config = _STRICT
     id: StrictStr = Field(min_length=1, max_length=128)
@@ -250,6 +277,13 @@ class EventIn(BaseModel):
     at: Instant
     unit: UnitCode | None = None
     data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_text(cls, raw: Any, info: ValidationInfo) -> Any:
+        if not (info.context and info.context.get("text_checked")):  # standalone: recordEvent
+            text_and_numbers(raw, data_at=2)
+        return raw
 
     @model_validator(mode="after")
     def _check_data(self) -> EventIn:
@@ -280,6 +314,13 @@ class ComplaintIn(BaseModel):
     amount_involved: Money | None = None
     recovered_amount: Money | None = None
     events: list[EventIn]
+    updated_at: Instant | None = None  # the record's version (records.md 1.1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_text(cls, raw: Any) -> Any:
+        text_and_numbers(raw, data_at=4)
+        return raw
 
     @model_validator(mode="after")
     def _check_record(self) -> ComplaintIn:
@@ -321,18 +362,19 @@ def validate_record(raw: Any, units: UnitIndex | None = None) -> ComplaintIn:
 
     Raises ValueError with a one-line reason naming each failing field.
     """
+    if isinstance(raw, str | bytes):
+        # Not JSON at all: refused with where it breaks. Values JSON cannot hold (NaN, lone surrogates) are
+        # decoded, and refused below by the field that holds them.
+        try:
+            raw = decode(raw)
+        except JSONInputError as exc:
+            where = f"line {exc.line} column {exc.column}" if exc.line and exc.line > 1 else f"column {exc.column}"
+            raise ValueError(f"not valid JSON at {where}: {exc.reason}") from None
+    if not isinstance(raw, dict):
+        raise ValueError("record must be a JSON object")
     try:
-        if isinstance(raw, str | bytes):
-            return _known_unit(ComplaintIn.model_validate_json(raw), units)
-        if not isinstance(raw, dict):
-            raise ValueError("record must be a JSON object")
-        return _known_unit(ComplaintIn.model_validate(raw), units)
+        return _known_unit(ComplaintIn.model_validate(raw, context=_TEXT_CHECKED), units)
     except ValidationError as exc:
-        errors = exc.errors()
-        if any(e["type"] == "json_invalid" for e in errors):
-            raise ValueError(f"not valid JSON: {errors[0]['msg']}") from None
-        if any(e["type"] == "model_type" and not e["loc"] for e in errors):
-            raise ValueError("record must be a JSON object") from None
         raise ValueError(describe_errors(exc)) from None
 
 

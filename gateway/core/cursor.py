@@ -9,6 +9,8 @@ import base64
 import json
 from datetime import datetime
 
+from gateway.core.jsontext import loads
+
 
 def encode_position(parts: list[str]) -> str:
     """A cursor for the sort key `parts` (strings)."""
@@ -18,7 +20,7 @@ def encode_position(parts: list[str]) -> str:
 def decode_position(cursor: str, length: int) -> list[str]:
     """The `length` strings of a cursor `encode_position` made; ValueError("invalid cursor") otherwise."""
     try:
-        parts = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        parts = loads(base64.urlsafe_b64decode(cursor.encode()))  # the strict parser: no U+0000 into SQL
     except Exception:
         raise ValueError("invalid cursor") from None
     if not isinstance(parts, list) or len(parts) != length or not all(isinstance(p, str) for p in parts):

@@ -50,7 +50,8 @@ log = logging.getLogger("gateway.http")
 # at most _MAX_ADHOC_NAMES at once; a new name takes the place of the least used one (the oldest among
 # equals), whose series are dropped. A client inventing names churns only the one-off names, never a
 # persisted operation's label nor a name in steady use. Names that pose as a persisted operation's, or
-# longer than _MAX_NAME, are "other"; unnamed operations are "anonymous".
+# longer than _MAX_NAME, are "other"; unnamed operations are "anonymous". Under `serve --workers N` the
+# series live in files that no removal reaches, so there a full set does not evict: new names are "other".
 _MAX_ADHOC_NAMES = 100
 _MAX_NAME = 64
 OUTCOMES = ("ok", "partial", "error")
@@ -76,6 +77,8 @@ def operation_label(name: str | None, persisted: str | None = None) -> str:
     if uses is None:
         uses = 0
         if len(_adhoc_uses) >= _MAX_ADHOC_NAMES:
+            if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+                return "other"
             victim = min(_adhoc_uses, key=_adhoc_uses.__getitem__)
             del _adhoc_uses[victim]
             _drop_series(victim)

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SYSTEMS = ("complaints", "enforcement", "credit", "emergency")
+JWT_SECRET_MIN_BYTES = 32  # HS256 keys shorter than the hash are guessable offline (RFC 7518 3.2)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
 
     database_url: str = "sqlite+aiosqlite:///./gateway.db"
-    jwt_secret: SecretStr | None = None
+    jwt_secret: SecretStr | None = None  # `serve` refuses one under JWT_SECRET_MIN_BYTES
     ingest_secret: SecretStr | None = None
+    ingest_tolerance_s: float = Field(300, ge=0)  # how far a push's signed `t` may be from our clock
 
     complaints_url: str | None = None
     complaints_token: SecretStr | None = None
@@ -72,6 +75,14 @@ class Settings(BaseSettings):
     dispatch_backoff_base_s: float = Field(default=1.0, gt=0)
     dispatch_backoff_max_s: float = Field(default=300.0, gt=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_unset(cls, values: Any) -> Any:
+        """An empty or blank variable counts as unset (interfaces.md 1.1): `GATEWAY_INGEST_SECRET=` in a
+        compose file must not turn push ingest on with an empty key, nor a blank number fail start-up."""
+        if isinstance(values, dict):
+            return {k: v for k, v in values.items() if not (isinstance(v, str) and not v.strip())}
+        return values
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, url: str) -> str:

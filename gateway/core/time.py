@@ -14,6 +14,11 @@ from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _EIGHT_HOURS = timedelta(hours=8)
+# Instants and dates the gateway accepts: no complaint predates 1900, and beyond 2199 the date arithmetic
+# of deadlines (working days after a far date) would overflow Python's year 9999. Anything outside is a typo.
+EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)
+_RANGE = "must fall between 1900-01-01 and 2199-12-31"
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
 
@@ -50,14 +55,39 @@ def parse_instant(value: Any) -> datetime:
         assert digits
         text = f"{head}.{digits.group(0)[:6].ljust(6, '0')}{tail[digits.end():]}"
     try:
-        return datetime.fromisoformat(text.replace("t", "T"))
+        instant = datetime.fromisoformat(text.replace("t", "T"))
     except ValueError as exc:
         raise ValueError(f"not a valid timestamp: {exc}") from None
+    return check_instant(instant)
+
+
+def check_instant(instant: datetime) -> datetime:
+    """`instant` when it is aware and within EARLIEST..LATEST (as an instant); ValueError otherwise."""
+    if instant.tzinfo is None:
+        raise ValueError("must have an offset, e.g. 2024-01-31T09:30:00+08:00")
+    try:
+        utc = instant.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(_RANGE) from None
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError(_RANGE)
+    return instant
+
+
+def check_date(day: date) -> date:
+    """`day` when it is within the years of EARLIEST..LATEST; ValueError otherwise."""
+    if not EARLIEST.year <= day.year < LATEST.year:
+        raise ValueError(_RANGE)
+    return day
 
 
 def parse_date(value: str) -> date:
     """A calendar date `YYYY-MM-DD`; ValueError naming the value otherwise."""
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except (TypeError, ValueError):
         raise ValueError(f"{value!r} is not a date YYYY-MM-DD") from None
+    try:
+        return check_date(day)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} {exc}") from None

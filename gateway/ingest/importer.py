@@ -20,12 +20,15 @@ from tqdm import tqdm
 
 from gateway.complaints.records import ComplaintIn, validate_record
 from gateway.core.db import transaction
+from gateway.core.jsontext import decode
 from gateway.flags.alerts import deferred_alerts
 from gateway.ingest.metrics import count_rejected
-from gateway.ingest.store import Rejection, store_records
+from gateway.ingest.store import Rejection, raw_id, store_records
 from gateway.units.tree import load_units
 
 RECORDS_PER_TRANSACTION = 1000  # each batch of an import commits on its own
+RAW_MAX = 64 * 1024  # bytes of a rejected line copied into the rejects file
+BOM = b"\xef\xbb\xbf"
 
 
 class UnreadableFile(Exception):
@@ -39,6 +42,7 @@ class ImportReport:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    stale: int = 0
     rejected: list[Rejection] = field(default_factory=list)
 
 
@@ -108,6 +112,7 @@ async def _import(
             report.inserted += result.inserted
             report.updated += result.updated
             report.unchanged += result.unchanged
+            report.stale += result.stale
 
         async def hand_over() -> None:
             """Start writing the batch while the next one is parsed: the database works on one core
@@ -129,21 +134,20 @@ async def _import(
                 await asyncio.sleep(0)  # let the writer move on between its statements
             if not line.strip():
                 continue
+            # Without its line ending (a position past it would read "line 2"); a byte-order mark that an
+            # editor put before the first line is not part of the record.
+            text = line.rstrip(b"\r\n")
+            if number == 1 and text.startswith(BOM):
+                text = text[len(BOM):]
             try:
-                batch.append(validate_record(line, units))
+                batch.append(validate_record(text, units))
             except ValueError as exc:
-                rejection = Rejection(number, _guess_id(line), str(exc))
+                rejection = Rejection(number, _guess_id(text), str(exc))
                 report.rejected.append(rejection)
                 count_rejected("import")
                 bar.write(f"line {number}: {rejection.reason}", file=sys.stderr)
                 if rejects is not None:
-                    rejects.write(
-                        json.dumps(
-                            {"line": number, "id": rejection.id, "reason": rejection.reason,
-                             "raw": line.decode("utf-8", "replace").rstrip("\n")},
-                            ensure_ascii=False,
-                        ) + "\n"
-                    )
+                    rejects.write(json.dumps(rejected_line(rejection, text), ensure_ascii=False) + "\n")
             if len(batch) >= batch_size:
                 await hand_over()
         await hand_over()
@@ -151,10 +155,21 @@ async def _import(
     return report
 
 
+def rejected_line(rejection: Rejection, text: bytes) -> dict[str, Any]:
+    """One object of the rejects file. `raw` is the line as read (invalid UTF-8 replaced); past RAW_MAX
+    bytes it is cut (at a character boundary) and `raw_truncated`/`raw_bytes` say so."""
+    out: dict[str, Any] = {"line": rejection.index, "id": rejection.id, "reason": rejection.reason}
+    if len(text) <= RAW_MAX:
+        out["raw"] = text.decode("utf-8", "replace")
+    else:
+        out["raw"] = text[:RAW_MAX].decode("utf-8", "ignore")
+        out["raw_truncated"] = True
+        out["raw_bytes"] = len(text)
+    return out
+
+
 def _guess_id(line: bytes) -> str | None:
     try:
-        value = json.loads(line)
+        return raw_id(decode(line))
     except ValueError:
         return None
-    rid = value.get("id") if isinstance(value, dict) else None
-    return rid if isinstance(rid, str) else None

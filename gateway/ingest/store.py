@@ -1,24 +1,29 @@
 """Storing records: validation against the unit tree, and the idempotent upsert of records.md.
 
 A known id replaces the record's fields and merges its events by event id; the very same record sent
-again changes nothing (its content hash matches). Everything here runs inside the caller's transaction,
-so derived data (KPI facts, complaint flags) commits or rolls back with the records that caused it.
+again changes nothing (its content hash matches). A stale copy (records.md 1.1, Versions: an `updated_at`
+earlier than the stored one) only merges its events: `replaces` decides, in Python for the batch and as
+the SQL condition `replaces_sql` on the UPDATE, so that a writer racing a newer copy changes nothing.
+Everything here runs inside the caller's transaction, so derived data (KPI facts, complaint flags)
+commits or rolls back with the records that caused it.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, Table, bindparam, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.complaints.models import Complainant, Complaint, Event
 from gateway.complaints.records import ComplaintIn, EventIn, validate_record
 from gateway.core.bulk import bulk_insert_ignoring_duplicates
+from gateway.core.db import UTCDateTime
+from gateway.core.jsontext import text_problem
 from gateway.core.money import money_to_cents
 from gateway.flags.rules import raise_flags
 from gateway.ingest.metrics import Source, count_on_commit
@@ -26,7 +31,13 @@ from gateway.reports.facts import RELEVANT_EVENTS, NewRecord, derive_facts
 from gateway.units.tree import UnitIndex, load_units
 from kpi import obligations
 
-__all__ = ["IngestResult", "Rejection", "ingest_raw", "load_units", "store_records", "upsert_records"]
+__all__ = [
+    "IngestResult", "Rejection", "ingest_raw", "load_units", "replaces", "replaces_sql", "store_records",
+    "upsert_records",
+]
+
+_COMPLAINTS: Table = Complaint.__table__  # type: ignore[assignment]
+_COMPLAINANTS: Table = Complainant.__table__  # type: ignore[assignment]
 
 
 @dataclass(slots=True)
@@ -41,6 +52,7 @@ class UpsertResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    stale: int = 0  # known records whose copy was older than the stored one: only their events merged
     changed_ids: list[str] = field(default_factory=list)
 
 
@@ -51,12 +63,14 @@ class IngestResult:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    stale: int = 0
 
 
 def raw_id(raw: Any) -> str | None:
-    """The `id` of an undecoded-or-invalid item when it has a string one, for naming a rejection; else None."""
+    """The `id` of an undecoded-or-invalid item when it has a string one that can be written out again (no
+    U+0000, no lone surrogate), for naming a rejection; else None."""
     value = raw.get("id") if isinstance(raw, dict) else None
-    return value if isinstance(value, str) else None
+    return value if isinstance(value, str) and text_problem(value) is None else None
 
 
 async def ingest_raw(
@@ -81,6 +95,7 @@ async def ingest_raw(
     upserted = await store_records(session, good, units, source=source)
     result.stored = len(good)
     result.inserted, result.updated, result.unchanged = upserted.inserted, upserted.updated, upserted.unchanged
+    result.stale = upserted.stale
     return result
 
 
@@ -104,9 +119,29 @@ def content_hash(record: ComplaintIn) -> str:
     return hashlib.sha256(record.model_dump_json().encode()).hexdigest()
 
 
+# ---------------------------------------------------------------------------------------------- versions
+
+
+def replaces(stored: datetime | None, incoming: datetime | None) -> bool:
+    """records.md 1.1 (Versions): whether a copy with `updated_at` = `incoming` replaces the fields of one
+    with `stored`. Only when both are known and the incoming one is earlier is the copy stale (False): its
+    fields are kept out, its events still merge. Equal or later, or no version on either side: True."""
+    return stored is None or incoming is None or incoming >= stored
+
+
+def replaces_sql(incoming: ColumnElement[Any]) -> ColumnElement[bool]:
+    """`replaces` as a condition on the stored complaints row, given the incoming version as SQL."""
+    stored = _COMPLAINTS.c.record_updated_at
+    return or_(stored.is_(None), incoming.is_(None), stored <= incoming)
+
+
 def _merge_versions(old: ComplaintIn, new: ComplaintIn) -> ComplaintIn:
-    """Two versions of one record in the same batch: fields of the later, events merged by id."""
+    """Two copies of one record in the same batch: fields of the one that `replaces` the other (the later
+    version; the later in the batch when versions tie or are missing), events merged by id."""
     events = {e.id: e for e in old.events}
+    if not replaces(old.updated_at, new.updated_at):
+        events.update({e.id: e for e in new.events if e.id not in events})  # stale: adds, never rewrites
+        return old.model_copy(update={"events": list(events.values())})
     events.update({e.id: e for e in new.events})
     return new.model_copy(update={"events": list(events.values())})
 
@@ -138,6 +173,7 @@ def _complaint_row(record: ComplaintIn, units: UnitIndex, digest: str, now: date
         "amount_involved_cents": money_to_cents(record.amount_involved),
         "recovered_amount_cents": money_to_cents(record.recovered_amount),
         "content_hash": digest,
+        "record_updated_at": record.updated_at,
         "updated_at": now,
     }
 
@@ -155,35 +191,50 @@ def _event_row(complaint_id: str, seq: int, ev: EventIn) -> dict[str, Any]:
 
 
 async def upsert_records(session: AsyncSession, records: list[ComplaintIn], units: UnitIndex) -> UpsertResult:
-    """Store valid records (records.md's upsert) in the caller's transaction; returns how many were inserted, updated
-    and unchanged, and the ids of the new and changed ones (`changed_ids`).
+    """Store valid records (records.md's upsert) in the caller's transaction; returns how many were inserted, updated,
+    unchanged and stale, and the ids of the new and changed ones (`changed_ids`).
 
-    A known id replaces the record's fields and merges its events by event id; the very same record again changes
-    nothing (its content hash matches); several versions of one id in `records` are merged, later fields winning.
-    Every record's handling unit must be in `units` (`validate_record` checks it): an AssertionError otherwise. Side
-    effects: KPI facts derived and flag rules run for the changed records (`after_store`). On PostgreSQL new rows go
-    in by binary COPY (`bulk_insert_ignoring_duplicates`), which rewrites JSON values of the row dicts it is given
-    to text. Database errors propagate; the caller's transaction then stores nothing.
+    A known id replaces the record's fields and merges its events by event id, unless the copy is stale
+    (records.md 1.1, Versions: `replaces`), when only its events merge; the very same record again changes
+    nothing (its content hash matches); several versions of one id in `records` are merged, the later version's
+    fields winning. Every record's handling unit must be in `units` (`validate_record` checks it): an
+    AssertionError otherwise. Side effects: KPI facts derived and flag rules run for the changed records
+    (`after_store`). On PostgreSQL new rows go in by binary COPY (`bulk_insert_ignoring_duplicates`), which
+    rewrites JSON values of the row dicts it is given to text. Database errors propagate; the caller's
+    transaction then stores nothing.
     """
     result = UpsertResult()
     if not records:
         return result
     by_id: dict[str, ComplaintIn] = {}
-    digests: dict[str, str] = {}
+    digests: dict[str, str] = {}  # of the copy whose fields won
     merged: set[str] = set()  # ids sent more than once here: the merge may hold events no single version has
     for record in records:
-        digests[record.id] = content_hash(record)
         prev = by_id.get(record.id)
-        if prev is not None:
+        if prev is None:
+            digests[record.id] = content_hash(record)
+        else:
             merged.add(record.id)
+            if replaces(prev.updated_at, record.updated_at):
+                digests[record.id] = content_hash(record)
         by_id[record.id] = _merge_versions(prev, record) if prev else record
 
-    rows = await session.execute(select(Complaint.id, Complaint.content_hash).where(Complaint.id.in_(list(by_id))))
-    stored: dict[str, str] = {rid: digest for rid, digest in rows.tuples()}
+    rows = await session.execute(
+        select(Complaint.id, Complaint.content_hash, Complaint.record_updated_at).where(Complaint.id.in_(list(by_id)))
+    )
+    stored: dict[str, tuple[str, datetime | None]] = {rid: (digest, version) for rid, digest, version in rows.tuples()}
     now = datetime.now(UTC)
-    new = [r for rid, r in by_id.items() if rid not in stored]
-    changed = [r for rid, r in by_id.items() if rid in stored and (stored[rid] != digests[rid] or rid in merged)]
-    result.unchanged = len(by_id) - len(new) - len(changed)
+    new: list[ComplaintIn] = []
+    changed: list[ComplaintIn] = []
+    stale: list[ComplaintIn] = []
+    for rid, r in by_id.items():
+        if rid not in stored:
+            new.append(r)
+        elif not replaces(stored[rid][1], r.updated_at):
+            stale.append(r)
+        elif stored[rid][0] != digests[rid] or rid in merged:
+            changed.append(r)
+    result.unchanged = len(by_id) - len(new) - len(changed) - len(stale)
 
     if new:
         await bulk_insert_ignoring_duplicates(
@@ -197,20 +248,48 @@ async def upsert_records(session: AsyncSession, records: list[ComplaintIn], unit
         await bulk_insert_ignoring_duplicates(
             session, Event, [_event_row(r.id, seq, ev) for r in new for seq, ev in enumerate(r.sorted_events())]
         )
+    events_changed: set[str] = set()
     if changed:
-        await session.execute(
-            update(Complaint), [_complaint_row(r, units, digests[r.id], now) for r in changed]
-        )
-        await session.execute(
-            update(Complainant),
-            [{"complaint_id": r.id, "name": r.complainant.name, "phone": r.complainant.phone} for r in changed],
-        )
-        await merge_events(session, {r.id: r.events for r in changed})
+        await _replace_fields(session, [(r, digests[r.id]) for r in changed], units, now)
+        events_changed = await merge_events(session, {r.id: r.events for r in changed})
+    if stale:
+        stale_ids = {r.id for r in stale}
+        events_changed |= await merge_events(session, {r.id: r.events for r in stale}, keep_stored=stale_ids)
 
-    result.inserted, result.updated = len(new), len(changed)
-    result.changed_ids = [r.id for r in new] + [r.id for r in changed]
+    result.inserted, result.updated, result.stale = len(new), len(changed), len(stale)
+    result.changed_ids = [r.id for r in new] + [r.id for r in changed] + [r.id for r in stale if r.id in events_changed]
     await after_store(session, result.changed_ids, [_new_record(r, units) for r in new])
     return result
+
+
+async def _replace_fields(
+    session: AsyncSession, records: list[tuple[ComplaintIn, str]], units: UnitIndex, now: datetime
+) -> None:
+    """UPDATE the records' fields where the stored row is not newer (`replaces_sql`): a concurrent writer
+    that stored a later version first wins. The complainant follows only where the record's fields did."""
+    rows = []
+    for record, digest in records:
+        row = _complaint_row(record, units, digest, now)
+        row["b_id"] = row.pop("id")
+        row["b_version"] = record.updated_at
+        rows.append(row)
+    await session.execute(
+        update(_COMPLAINTS).where(
+            _COMPLAINTS.c.id == bindparam("b_id"), replaces_sql(bindparam("b_version", type_=UTCDateTime))
+        ),
+        rows,
+    )
+    c = _COMPLAINTS.c
+    await session.execute(
+        update(_COMPLAINANTS).where(
+            _COMPLAINANTS.c.complaint_id == bindparam("b_id"),
+            exists().where(c.id == bindparam("b_id"), c.content_hash == bindparam("b_digest")),
+        ),
+        [
+            {"b_id": r.id, "b_digest": digest, "name": r.complainant.name, "phone": r.complainant.phone}
+            for r, digest in records
+        ],
+    )
 
 
 def _new_record(record: ComplaintIn, units: UnitIndex) -> NewRecord:
@@ -224,11 +303,15 @@ def _new_record(record: ComplaintIn, units: UnitIndex) -> NewRecord:
     )
 
 
-async def merge_events(session: AsyncSession, incoming: dict[str, list[EventIn]]) -> None:
-    """Merge events into stored records by event id, then renumber each record's history by `at`.
+async def merge_events(
+    session: AsyncSession, incoming: dict[str, list[EventIn]], keep_stored: Collection[str] = ()
+) -> set[str]:
+    """Merge events into stored records by event id, then renumber each record's history by `at`; returns
+    the ids of the records whose events changed.
 
     Ties in `at` keep the order in which events became known: stored ones first, then the new ones
     in the order given. An event id already stored under another record is left alone (stored once).
+    For the records in `keep_stored` (stale copies) a stored event keeps its content; new ones are added.
     """
     rows = (
         await session.execute(
@@ -253,14 +336,16 @@ async def merge_events(session: AsyncSession, incoming: dict[str, list[EventIn]]
 
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
+    changed: set[str] = set()
     for cid, events in incoming.items():
         stored = stored_by_record[cid]
         by_id = {ev.id: ev for ev in events if ev.id not in elsewhere}
         stored_ids = {row.id for row in stored}
+        keep = cid in keep_stored
         # (at, arrival order, event id, new content or None, old row or None)
         merged: list[tuple[datetime, int, str, EventIn | None, Any]] = []
         for order, row in enumerate(stored):
-            ev = by_id.get(row.id)
+            ev = None if keep else by_id.get(row.id)
             merged.append((ev.at if ev else row.at, order, row.id, ev, row))
         for order, ev in enumerate(events, start=len(stored)):
             if ev.id not in stored_ids and ev.id in by_id:
@@ -270,14 +355,17 @@ async def merge_events(session: AsyncSession, incoming: dict[str, list[EventIn]]
             if row is None:
                 assert ev is not None
                 inserts.append(_event_row(cid, seq, ev))
+                changed.add(cid)
             elif ev is not None:
                 new_row = _event_row(cid, seq, ev)
                 if (row.seq, row.type, row.at, row.unit, row.data) != (
                     seq, new_row["type"], new_row["at"], new_row["unit"], new_row["data"]
                 ):
                     updates.append(new_row)
+                    changed.add(cid)
             elif row.seq != seq:
                 updates.append(_event_row_seq_only(row, seq))
+                changed.add(cid)
     if updates:
         full = [u for u in updates if "type" in u]
         seq_only = [u for u in updates if "type" not in u]
@@ -286,6 +374,7 @@ async def merge_events(session: AsyncSession, incoming: dict[str, list[EventIn]]
         if seq_only:
             await session.execute(update(Event), seq_only)
     await bulk_insert_ignoring_duplicates(session, Event, inserts)
+    return changed
 
 
 def _event_row_seq_only(row: Any, seq: int) -> dict[str, Any]:

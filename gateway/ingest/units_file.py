@@ -15,12 +15,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.complaints.models import Complaint
+from gateway.core.jsontext import text_problem
 from gateway.flags.store import rehome_flags_and_alerts
 from gateway.reports.facts import refresh_fact_units
 from gateway.units.models import OrgUnit
 from gateway.units.tree import Unit, UnitIndex, load_units
 
 COLUMNS = ("code", "name", "level", "parent_code")
+NAME_MAX = 200  # org_units.name
 
 
 class UnitFileError(ValueError):
@@ -38,8 +40,21 @@ class UnitLine:
     parent_code: str | None
 
 
+def decode_units_file(data: bytes) -> str:
+    """The file's text (UTF-8, a byte-order mark allowed); UnitFileError naming the line that is not UTF-8."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UnitFileError(f"line {line}: not valid UTF-8 (byte {exc.start + 1} of the file)") from None
+
+
 def parse_units_csv(text: str) -> list[UnitLine]:
     """Parse and check each line on its own; the tree as a whole is checked by `check_tree`."""
+    for number, line in enumerate(text.split("\n"), start=1):  # before csv, which stops at a NUL
+        reason = text_problem(line)
+        if reason is not None:
+            raise UnitFileError(f"line {number}: {reason}")
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
     try:
         header = next(reader)
@@ -54,14 +69,16 @@ def parse_units_csv(text: str) -> list[UnitLine]:
         if len(cells) != len(COLUMNS):
             raise UnitFileError(f"line {line_no}: expected {len(COLUMNS)} columns, got {len(cells)}")
         code, name, level_text, parent = (c.strip() for c in cells)
-        if not level_text.isdigit() or not 1 <= int(level_text) <= 5:
+        if level_text not in ("1", "2", "3", "4", "5"):
             raise UnitFileError(f"line {line_no}: level must be 1 to 5, got {level_text!r}")
         level = int(level_text)
         want = 9 if level == 5 else 6
-        if len(code) != want or not code.isdigit():
+        if len(code) != want or not (code.isascii() and code.isdigit()):  # "٥١٠٠٠٠" is digits, not a code
             raise UnitFileError(f"line {line_no}: code {code!r} must be {want} digits for a level-{level} unit")
         if not name:
             raise UnitFileError(f"line {line_no}: name is empty")
+        if len(name) > NAME_MAX:
+            raise UnitFileError(f"line {line_no}: name is longer than {NAME_MAX} characters")
         if level == 1 and parent:
             raise UnitFileError(f"line {line_no}: a level-1 unit has no parent_code")
         if level > 1 and not parent:

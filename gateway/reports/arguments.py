@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
 from gateway.core.time import parse_date, parse_instant
 from gateway.reports.build import ReportError
+
+_WHOLE = re.compile(r"-?[0-9]{1,9}")
 
 
 def _date(values: Mapping[str, Any], name: str) -> date:
@@ -25,7 +28,7 @@ def report_arguments(values: Mapping[str, Any]) -> dict[str, Any]:
     `scheme` (optional texts; empty means absent) as the keywords of `build_report` (`date_from`, `date_to`,
     `level`, `as_of`, `scheme`). Raises ReportError (BAD_USER_INPUT) naming the first bad argument."""
     level_text = values.get("level") or None
-    if level_text is not None and not level_text.strip().lstrip("-").isdigit():
+    if level_text is not None and not _WHOLE.fullmatch(level_text.strip()):  # ASCII: int("²") fails
         raise ReportError(f"level: {level_text!r} is not a whole number")
     as_of: datetime | None = None
     if values.get("as_of"):

@@ -123,9 +123,10 @@ OrderCounts = tuple[dict[str | None, list[int]], list[int]]
 OrderCounter = Callable[[AsyncSession, ReportScope], Awaitable[OrderCounts]]
 
 
-async def _ensure_facts(session: AsyncSession, config: KpiConfig) -> None:
+async def ensure_facts(session: AsyncSession, config: KpiConfig) -> None:
     """Facts derived with another calendar or policy set are derived again, in a transaction of their own
-    that commits before the report reads (the caller's session may never commit)."""
+    that commits before the caller reads (the caller's session may never commit). Reports and the deadline
+    lights call it first, so both read facts of the same calendar."""
     bind = session.bind
     if bind is None:
         await ensure_current(session, config)
@@ -270,6 +271,19 @@ def _statements(own_level: int, level: int) -> _Statements:
     )
     active_ids = select(rf.complaint_id).where(active)
 
+    def own_rows(model: Any) -> list[ColumnElement[bool]]:
+        # The report's unit and days on the table itself: its (unit, day) index narrows the rows, where a
+        # join to the records' table alone could read every step of the database.
+        return [getattr(model, f"u{own_level}") == ancestors[-1], model.received_day >= date_from,
+                model.received_day <= date_to]
+
+    if rolled:
+        # The records changing after as_of are few, found by the last_change_at index; SQLite's planner,
+        # without PostgreSQL's range statistics, may otherwise scan every record of the unit.
+        hint = "INDEXED BY ix_kpi_record_facts_last_change"
+        active_records = active_records.with_hint(rf, hint, "sqlite")
+        active_ids = active_ids.with_hint(rf, hint, "sqlite")
+
     pop_of = and_(of.received_at <= as_of, _valid_at(of, as_of))
     fulfilled = of.fulfilled_at <= as_of
     still_open = and_(of.valid_to.is_(None), of.fulfilled_at.is_(None), of.due_day >= as_of_day)
@@ -283,7 +297,7 @@ def _statements(own_level: int, level: int) -> _Statements:
             _count(pop_of).label("valid"),
             func.max(case((pop_of, of.due_day))).label("last_due"),
         )
-        .where(of.complaint_id.in_(active_ids))
+        .where(*own_rows(of), *([of.complaint_id.in_(active_ids)] if rolled else []))
         .group_by(getattr(of, row_col), of.obligation, of.policy)
     )
 
@@ -294,7 +308,7 @@ def _statements(own_level: int, level: int) -> _Statements:
             _count(and_(pop_cf, cf.satisfaction != UNREACHABLE)).label("callback_reachable"),
             _count(and_(pop_cf, cf.satisfaction.in_(sorted(SATISFIED_VALUES)))).label("satisfied"),
         )
-        .where(cf.complaint_id.in_(active_ids))
+        .where(*own_rows(cf), *([cf.complaint_id.in_(active_ids)] if rolled else []))
         .group_by(getattr(cf, row_col))
     )
     return _Statements(rolled, rollup, open_steps, active_records, active_steps, active_callbacks)
@@ -439,7 +453,7 @@ async def build_report(
     checked = await _check(session, config, unit, level, date_from, date_to, as_of, scheme)
     top, level, as_of = checked.top, checked.level, checked.as_of
     date_from, date_to = checked.date_from, checked.date_to
-    await _ensure_facts(session, config)
+    await ensure_facts(session, config)
 
     scope = ReportScope(unit, top.level, level, date_from, date_to, as_of)
     ancestors = [getattr(top, f"l{n}") for n in range(1, top.level + 1)]

@@ -118,9 +118,11 @@ def policies_key(versions: tuple[str, ...]) -> str:
     return json.dumps(list(versions), ensure_ascii=False, separators=(",", ":"))
 
 
-def fact_rows(
-    rec: Any, facts: RecordFacts
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+# (kpi_record_facts row, kpi_obligation_facts rows, kpi_callback_facts rows) of one record
+FactRows = tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]
+
+
+def fact_rows(rec: Any, facts: RecordFacts) -> FactRows:
     """The rows of the three fact tables for one record (`rec`: a NewRecord or a row with its columns) and its
     derived facts: (kpi_record_facts row, kpi_obligation_facts rows, kpi_callback_facts rows)."""
     grouping = {
@@ -183,13 +185,20 @@ async def _derive_batch(session: AsyncSession, ids: Sequence[str], config: KpiCo
         for rec in records
     ]
     if replace:
-        await rollups.retract(session, ids)
-        for model in RECORD_FACT_MODELS:
-            condition = id_in(model.complaint_id, ids, dialect)
-            await session.execute(delete(model).where(condition).execution_options(synchronize_session=False))
+        await _replace_facts(session, ids, facts)
+    else:
+        await _insert_facts(session, facts)
+
+
+async def _replace_facts(session: AsyncSession, ids: Sequence[str], facts: Sequence[FactRows]) -> None:
+    """Store `facts` as the facts of the records `ids`, whatever they had, and keep the rollups in step."""
+    dialect = session.get_bind().dialect.name
+    await rollups.retract(session, ids)
+    for model in RECORD_FACT_MODELS:
+        condition = id_in(model.complaint_id, ids, dialect)
+        await session.execute(delete(model).where(condition).execution_options(synchronize_session=False))
     await _insert_facts(session, facts)
-    if replace:
-        await rollups.add(session, ids)
+    await rollups.add(session, ids)
 
 
 async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = RECORDS_PER_DERIVATION) -> int:
@@ -260,20 +269,21 @@ async def derive_facts(
         return  # every record, these included, was just derived
     fresh = {r.id: r for r in new}
     if fresh:
-        await _insert_facts(session, [
+        fresh_ids = list(fresh)
+        # Normally there is nothing to take out. But a writer that inserted the same new record concurrently
+        # and committed first left facts, already in the rollups (this transaction waited for its record
+        # row): they are retracted and replaced, so that the rollups count each record once.
+        await _replace_facts(session, fresh_ids, [
             fact_rows(rec, derive(RecordIn(rec.kind, rec.received_at, rec.real_name, rec.events),
                                    config.calendar, config.policies))
             for rec in fresh.values()
         ])
-        await rollups.add(session, list(fresh))
     ids = [i for i in ids if i not in fresh]
     for start in range(0, len(ids), RECORDS_PER_DERIVATION):
         await _derive_batch(session, ids[start:start + RECORDS_PER_DERIVATION], config)
 
 
-async def _insert_facts(
-    session: AsyncSession, facts: Sequence[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]
-) -> None:
+async def _insert_facts(session: AsyncSession, facts: Sequence[FactRows]) -> None:
     await bulk_insert_ignoring_duplicates(session, KpiRecordFact, [r for r, _, _ in facts])
     await bulk_insert_ignoring_duplicates(session, KpiObligationFact, [o for _, obs, _ in facts for o in obs])
     await bulk_insert_ignoring_duplicates(session, KpiCallbackFact, [c for _, _, cbs in facts for c in cbs])

@@ -1,6 +1,9 @@
 """Supervision (跟踪催办、督办, supervision.md): what a superior unit does every day about its subordinates'
 open cases — the deadline lights over the KPI facts (`lights`), supervision orders (督办单) with their
-responses and states (`models`, `orders`), and the `supervision` block of every KPI report row (`report`).
+responses and states (`models`, `orders`), and the `supervision` block of every KPI report row (`report`);
+and where complaints rise (分析研判): `analysis` (trends 环比/同比 and zero-filled series, aggregate SQL
+over `complaints`) with its documents and downloads (`exports`). Orders announce themselves on the live
+feed through `gateway.core.feed`.
 
 Layer: above `gateway.flags` and `gateway.reports`, below `gateway.ingest` (pyproject.toml). Supervision
 reads the KPI facts and the one calendar cache (`gateway.reports.facts`) so that a light and a report

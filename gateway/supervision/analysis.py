@@ -10,7 +10,7 @@ No record is loaded into Python.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Table, and_, case, func, literal, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from gateway.complaints.filters import filter_conditions
 from gateway.complaints.models import Complaint
 from gateway.reports.deadlines import ensure_facts_current
 from gateway.reports.deadlines import overdue_condition as deadlines_overdue
@@ -159,6 +160,20 @@ async def overdue_condition(session: AsyncSession, overdue: bool, now: datetime 
         await ensure_facts_current(bind)
     late = deadlines_overdue(Complaint.id, now or datetime.now(UTC))
     return late if overdue else not_(late)
+
+
+async def filtered(session: AsyncSession, flt: Mapping[str, Any] | None) -> list[ColumnElement[bool]]:
+    """The conditions of a `complaints` filter (snake_case mapping, `gateway.complaints.filters`), `overdue`
+    included (over the KPI facts). FilterError for a filter that cannot be used."""
+
+    async def unit_level(code: str) -> int | None:
+        return await session.scalar(select(OrgUnit.level).where(OrgUnit.code == code))
+
+    parsed = await filter_conditions(flt, unit_level)
+    conditions = list(parsed.conditions)
+    if parsed.overdue is not None:
+        conditions.append(await overdue_condition(session, parsed.overdue))
+    return conditions
 
 
 def _key_column(by: str, unit: ReportUnit) -> Any:

@@ -1,8 +1,10 @@
 """Deadline lights (时限预警, supervision.md): red, yellow or green for every open obligation.
 
-Computed in the database over the KPI facts (`kpi_obligation_facts`), with the report's own conditions
-(`gateway.reports.build.unfulfilled_at` / `overdue_at`), so that a light and a report state at the same
-`as_of` cannot disagree: RED is exactly the report's OVERDUE.
+Computed in the database from the KPI facts the report reads, with the report's own conditions
+(`gateway.reports.build.unfulfilled_at` / `overdue_at`) and, at the levels the report rolls up, its own
+rollups (`kpi_open_rollup`, corrected for the records still changing after `as_of`), so that a light and a
+report state at the same `as_of` cannot disagree: RED is exactly the report's OVERDUE. Both first make the
+facts current with the one calendar (`gateway.reports.build.ensure_facts`).
 
 No working-day arithmetic runs in SQL. Since every working day up to a due date counts one, "days_left <=
 GATEWAY_YELLOW_DAYS (Y)" is "due date before the (Y+1)-th working day after as_of's date", so each query
@@ -18,6 +20,7 @@ subtraction per node; `WorkCalendar.workdays_between`). Nothing loops over a uni
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -29,9 +32,9 @@ from sqlalchemy.sql.elements import ColumnElement
 from gateway.core.auth import Principal
 from gateway.core.cursor import decode_position, encode_position
 from gateway.core.time import shanghai_date
-from gateway.reports.build import unfulfilled_at
+from gateway.reports.build import ensure_facts, unfulfilled_at
 from gateway.reports.facts import KpiConfig
-from gateway.reports.models import KpiObligationFact
+from gateway.reports.models import ROLLUP_DEPTHS, KpiObligationFact, KpiRecordFact, kpi_open_rollup
 from gateway.supervision.access import (
     BAD_USER_INPUT,
     WATCH_ROLES,
@@ -65,9 +68,8 @@ class LightDates:
         except CalendarError as exc:
             raise SupervisionError(f"asOf: {exc}", BAD_USER_INPUT, "asOf") from None
 
-    def light(self) -> Any:
-        """SQL: the light of an open obligation row."""
-        due = KpiObligationFact.due_day
+    def light(self, due: Any = KpiObligationFact.due_day) -> Any:
+        """SQL: the light of an open obligation due on the date column `due`."""
         return case((due < self.as_of_day, RED), (due < self.green_from, YELLOW), else_=GREEN)
 
     def only(self, light: str) -> ColumnElement[bool]:
@@ -96,6 +98,61 @@ class LightRow:
     green: int
 
 
+def _by_light(light: Any, weight: Any = 1) -> list[Any]:
+    """SQL: one sum per light (RED, YELLOW, GREEN) of `weight` over the rows of that light."""
+    return [func.sum(case((light == name, weight), else_=0)).label(name.lower()) for name in LIGHTS]
+
+
+async def _open_counts(session: AsyncSession, top: Any, level: int, when: datetime,
+                       dates: LightDates) -> dict[str | None, tuple[int, int, int]]:
+    """(red, yellow, green) of the open obligations at `when` in `top`'s subtree, by the unit of `level`
+    (None: obligations of records handled above that level).
+
+    At a level the report rolls up (`ROLLUP_DEPTHS`), the report's own three steps: the open-obligation
+    rollup (each record's final view: the obligations no event fulfils, by due day), corrected for the
+    records whose facts still change after `when` (their open obligations at `when` less those of their
+    final view). So the lights cost what the report costs, by units and days, not by records. At other
+    levels, the obligation facts of the subtree, as the report reads them there."""
+    of, rf = KpiObligationFact, KpiRecordFact
+    counts: dict[str | None, list[int]] = defaultdict(lambda: [0, 0, 0])
+
+    def add(rows: Any) -> None:
+        for row in rows:
+            for i, n in enumerate((row.red, row.yellow, row.green)):
+                counts[row.unit or None][i] += int(n or 0)
+
+    if level not in ROLLUP_DEPTHS:
+        light = dates.light(of.due_day)
+        add(await session.execute(
+            select(getattr(of, f"u{level}").label("unit"), *_by_light(light))
+            .where(subtree(top).condition(of.ancestor_columns()), unfulfilled_at(when))
+            .group_by(getattr(of, f"u{level}"))
+        ))
+        return {k: (v[0], v[1], v[2]) for k, v in counts.items()}
+
+    ro = kpi_open_rollup
+    add(await session.execute(
+        select(ro.c[f"u{level}"].label("unit"), *_by_light(dates.light(ro.c.due_day), ro.c.open))
+        .where(ro.c.depth == level, *(ro.c[f"u{n}"] == getattr(top, f"l{n}") for n in range(1, top.level + 1)))
+        .group_by(ro.c[f"u{level}"])
+    ))
+    changing = select(rf.complaint_id).where(subtree(top).condition(rf.ancestor_columns()), rf.last_change_at > when)
+    light = dates.light(of.due_day)
+    final_open = and_(of.valid_to.is_(None), of.fulfilled_at.is_(None))  # what the rollup counted
+    open_now = unfulfilled_at(when)
+    add(await session.execute(
+        select(
+            getattr(of, f"u{level}").label("unit"),
+            *(func.sum(case((and_(open_now, light == name), 1), else_=0)
+                       - case((and_(final_open, light == name), 1), else_=0)).label(name.lower())
+              for name in LIGHTS),
+        )
+        .where(of.complaint_id.in_(changing))
+        .group_by(getattr(of, f"u{level}"))
+    ))
+    return {k: (v[0], v[1], v[2]) for k, v in counts.items()}
+
+
 async def deadline_lights(
     session: AsyncSession, principal: Principal, unit: str, level: int | None, as_of: datetime | None,
     config: KpiConfig, yellow_days: int,
@@ -105,7 +162,7 @@ async def deadline_lights(
     last row (`unit` itself). A level-5 unit without `level` gets the last row only.
 
     Roles supervisor or evaluator; `unit` must be the caller's or below it (FORBIDDEN). BAD_USER_INPUT for a
-    level not in (unit's level, 5]. One GROUP BY query over the obligation facts and one over the units."""
+    level not in (unit's level, 5]. Two GROUP BY queries (`_open_counts`) and one over the units."""
     require_any(principal, WATCH_ROLES)
     _, top = await caller_and_unit(session, principal, unit)
     when = _as_of(as_of)
@@ -115,20 +172,8 @@ async def deadline_lights(
     elif not top.level < level <= 5:
         raise SupervisionError(f"level must be below the unit's level {top.level} and at most 5, got {level}",
                                BAD_USER_INPUT, "level")
-    of = KpiObligationFact
-    light = dates.light()
-    group = getattr(of, f"u{level}") if level is not None else of.u1
-    query = (
-        select(
-            group.label("unit"),
-            func.sum(case((light == RED, 1), else_=0)).label("red"),
-            func.sum(case((light == YELLOW, 1), else_=0)).label("yellow"),
-            func.sum(case((light == GREEN, 1), else_=0)).label("green"),
-        )
-        .where(subtree(top).condition(FACT_ANCESTORS), unfulfilled_at(when))
-        .group_by(group)
-    )
-    counts = {r.unit: (int(r.red), int(r.yellow), int(r.green)) for r in await session.execute(query)}
+    await ensure_facts(session, config)
+    counts = await _open_counts(session, top, level or top.level, when, dates)
     total = tuple(sum(c[i] for c in counts.values()) for i in range(3))
     rows: list[LightRow] = []
     if level is not None:
@@ -183,7 +228,8 @@ async def deadline_watch(
     the cursor `after`.
 
     Roles supervisor or evaluator; FORBIDDEN outside the caller's jurisdiction; BAD_USER_INPUT for a bad
-    cursor, page size or light. One indexed range query per page."""
+    cursor, page size or light. One query over the subtree's obligation facts per page (and one for
+    totalCount, when asked)."""
     require_any(principal, WATCH_ROLES)
     size = check_first(first)
     if light is not None and light not in LIGHTS:
@@ -194,6 +240,7 @@ async def deadline_watch(
     dates = LightDates.of(config.calendar, when, yellow_days)
     of = KpiObligationFact
     _, top = await caller_and_unit(session, principal, unit)
+    await ensure_facts(session, config)
     conditions: list[Any] = [subtree(top).condition(FACT_ANCESTORS), unfulfilled_at(when)]
     if light is not None:
         conditions.append(dates.only(light))

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, false, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.units.models import OrgUnit
+from gateway.units.models import OrgUnit, is_unit_code
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +48,8 @@ def unit_ancestors(row: Any) -> tuple[str | None, ...]:
 
 async def jurisdiction_of(session: AsyncSession, code: str) -> Jurisdiction | None:
     """The jurisdiction of a caller at unit `code`; None when no such unit exists (one query)."""
+    if not is_unit_code(code):  # not even the shape of a code (U+0000 and all): no query
+        return None
     level = await session.scalar(select(OrgUnit.level).where(OrgUnit.code == code))
     return None if level is None else Jurisdiction(code, int(level))
 
@@ -55,6 +57,8 @@ async def jurisdiction_of(session: AsyncSession, code: str) -> Jurisdiction | No
 async def unit_within(session: AsyncSession, code: str, jurisdiction: Jurisdiction) -> bool:
     """True when unit `code` exists and lies within `jurisdiction` (one query). An unknown unit is not:
     callers answer it like a foreign one, so that codes are not revealed."""
+    if not is_unit_code(code):
+        return False
     found = await session.scalar(
         select(OrgUnit.code).where(OrgUnit.code == code, jurisdiction.condition(OrgUnit.ancestor_columns()))
     )

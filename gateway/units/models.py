@@ -6,6 +6,7 @@ is one indexed equality on the column of the asking unit's level.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import ForeignKey, SmallInteger, String
@@ -14,6 +15,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from gateway.core.models import Base
 
 LEVELS = (1, 2, 3, 4, 5)
+_UNIT_CODE = re.compile(r"[0-9]{6}(?:[0-9]{3})?")
+
+
+def is_unit_code(text: str) -> bool:
+    """Whether `text` has the shape of a unit code (records.md): 6 ASCII digits, or 9 for a station."""
+    return _UNIT_CODE.fullmatch(text) is not None
 
 
 class OrgUnit(Base):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,9 +34,10 @@ async def client(db: Database) -> AsyncIterator[httpx.AsyncClient]:
             yield c
 
 
-def signed(body: bytes, secret: str = SECRET) -> dict[str, str]:
-    sig = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {"X-Signature": f"sha256={sig}", "Content-Type": "application/json"}
+def signed(body: bytes, secret: str = SECRET, t: int | None = None) -> dict[str, str]:
+    t = int(time.time()) if t is None else t
+    sig = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    return {"X-Signature": f"t={t},v1={sig}", "Content-Type": "application/json"}
 
 
 async def count(db: Database) -> int:
@@ -67,6 +69,74 @@ async def test_wrong_or_missing_signature_stores_nothing(client: httpx.AsyncClie
     resp = await client.post(URL, content=body, headers=headers)
     assert resp.status_code == 401
     assert await count(db) == 0
+
+
+async def test_the_1_0_signature_form_is_refused(client: httpx.AsyncClient, db: Database) -> None:
+    """`sha256=<HMAC of the body>` signs no time: it could be replayed forever (interfaces.md 1.1)."""
+    body = json.dumps({"items": [record("S-10")]}).encode()
+    old = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    resp = await client.post(URL, content=body, headers={"X-Signature": f"sha256={old}",
+                                                          "Content-Type": "application/json"})
+    assert resp.status_code == 401 and resp.json()["error"]["code"] == "UNAUTHENTICATED"
+    assert await count(db) == 0
+
+
+@pytest.mark.parametrize("skew", [-301, 301, -86400 * 365, 10**11])
+async def test_a_timestamp_outside_the_tolerance_is_refused(client: httpx.AsyncClient, db: Database,
+                                                            skew: int) -> None:
+    body = json.dumps({"items": [record("S-11")]}).encode()
+    resp = await client.post(URL, content=body, headers=signed(body, t=int(time.time()) + skew))
+    assert resp.status_code == 401 and "timestamp" in resp.json()["error"]["message"]
+    assert await count(db) == 0
+
+
+@pytest.mark.parametrize("skew", [-290, 0, 290])
+async def test_a_timestamp_inside_the_tolerance_is_accepted(client: httpx.AsyncClient, db: Database,
+                                                            skew: int) -> None:
+    body = json.dumps({"items": [record("S-12")]}).encode()
+    resp = await client.post(URL, content=body, headers=signed(body, t=int(time.time()) + skew))
+    assert resp.status_code == 200 and await count(db) == 1
+
+
+async def test_the_tolerance_is_configurable(db: Database) -> None:
+    await load_units(db.sessionmaker)
+    settings = Settings(database_url=db.url, ingest_secret=SECRET, jwt_secret="x", ingest_tolerance_s=5)
+    app = create_app(settings)
+    body = json.dumps({"items": [record("S-13")]}).encode()
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://gw") as c:
+            late = await c.post(URL, content=body, headers=signed(body, t=int(time.time()) - 60))
+            fresh = await c.post(URL, content=body, headers=signed(body))
+    assert late.status_code == 401 and fresh.status_code == 200
+
+
+def _mac(t: str, body: bytes, secret: str = SECRET) -> str:
+    return hmac.new(secret.encode(), t.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
+async def test_signature_header_variants(client: httpx.AsyncClient, db: Database) -> None:
+    body = json.dumps({"items": [record("S-14")]}).encode()
+    now = str(int(time.time()))
+    bad = [
+        f"v1={_mac(now, body)}",  # no t
+        f"t={now}",  # no v1
+        f"t={now},v1={_mac(str(int(now) - 1), body)}",  # the HMAC of another time: t was changed
+        f"t=+{now},v1={_mac('+' + now, body)}",  # t is digits only
+        f"t={now}.5,v1={_mac(now + '.5', body)}",
+        f"t=１２３,v1={_mac('１２３', body)}",  # not ASCII digits
+        f"t={now},v1=é{_mac(now, body)[1:]}",
+        "t=,v1=",
+        "garbage",
+    ]
+    for header in bad:
+        resp = await client.post(URL, content=body, headers={"X-Signature": header.encode("utf-8"),
+                                                              "Content-Type": "application/json"})
+        assert resp.status_code == 401, header
+    assert await count(db) == 0
+    # Upper-case hex, spaces, and a second v1 (a platform rotating its key) are fine.
+    good = f"t={now}, v1={_mac(now, body, 'old-key')}, v1={_mac(now, body).upper()}"
+    resp = await client.post(URL, content=body, headers={"X-Signature": good, "Content-Type": "application/json"})
+    assert resp.status_code == 200 and await count(db) == 1
 
 
 async def test_signature_with_other_secret_is_refused(client: httpx.AsyncClient, db: Database) -> None:

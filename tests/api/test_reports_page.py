@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -233,3 +234,27 @@ async def test_incomplete_calendar_is_explained_in_words(db: Database) -> None:
         note = re.search(r"<p class=note id=calendar-note>(.*?)</p>", page.text)
         assert note and f"{y + 1} 年" in note.group(1) and "周一至周五" in note.group(1)
         assert "GATEWAY_HOLIDAYS_FILE" in note.group(1)
+
+
+async def test_identity_platform_down_or_a_forged_callback_is_said_in_words(db: Database) -> None:
+    await load_units(db.sessionmaker)
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there
+    async with await client(db, oidc_issuer=f"http://127.0.0.1:{port}", oidc_client_id="gw") as c:
+        down = await c.get("/login")
+        assert down.status_code == 502 and "统一身份认证平台暂时无法访问" in down.text
+        forged = await c.get("/auth/callback?code=stolen&state=made-up")
+        assert forged.status_code in (401, 502) and ("重新登录" in forged.text or "无法访问" in forged.text)
+        assert (await c.get("/reports")).status_code == 303  # still not signed in
+
+
+async def test_callback_with_a_state_it_never_issued_is_refused(db: Database, idp: str) -> None:
+    await load_units(db.sessionmaker)
+    async with await client(db, oidc_issuer=idp, oidc_client_id="gw", oidc_client_secret="s") as c:
+        started = await c.get("/login")
+        assert started.status_code == 302 and "code_challenge_method=S256" in started.headers["location"]
+        forged = await c.get("/auth/callback?code=stolen&state=made-up")
+        assert forged.status_code == 401 and "重新登录" in forged.text
+        assert (await c.get("/reports")).status_code == 303

@@ -227,3 +227,20 @@ async def test_openapi_describes_the_rest_routes(db: Database) -> None:
     body = ingest["requestBody"]["content"]["application/json"]["schema"]
     assert body["required"] == ["items"] and body["properties"]["items"]["type"] == "array"
     assert "security" not in ingest  # signed, not a bearer token
+
+
+def test_with_several_workers_a_full_set_of_names_does_not_evict(monkeypatch: pytest.MonkeyPatch,
+                                                                  tmp_path: Path) -> None:
+    """Under `serve --workers N` series live in files no removal reaches: new names become "other" there."""
+    from gateway.core import observability
+
+    monkeypatch.setattr(observability, "_adhoc_uses", {})
+    names = [f"Worker{i}" for i in range(observability._MAX_ADHOC_NAMES)]
+    assert [observability.operation_label(n) for n in names] == names
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    assert observability.operation_label("OneMore") == "other"
+    assert observability.operation_label("Worker0") == "Worker0"  # a known name keeps its label
+    assert observability.operation_label("OneMore", persisted="CreditFlagPull") == "CreditFlagPull"
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    assert observability.operation_label("OneMore") == "OneMore"  # one process: the least used gives way
+    assert "Worker1" not in observability._adhoc_uses and "Worker0" in observability._adhoc_uses

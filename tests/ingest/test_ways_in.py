@@ -3,9 +3,8 @@ same upsert, and the same counter, `gateway_ingest_records_total{source, result}
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from sqlalchemy import select
 from connectors import ComplaintsConnector, ConnectorConfig
 from connectors.simulators import complaints, run_in_thread
 from gateway.api.app import create_app
+from gateway.api.ingest import sign
 from gateway.complaints.models import Complaint
 from gateway.complaints.records import validate_record
 from gateway.core.settings import Settings
@@ -56,7 +56,7 @@ async def via_push(db: Database) -> dict[str | None, str]:
     app = create_app(Settings(database_url=db.url, ingest_secret=SECRET, jwt_secret="x",  # type: ignore[arg-type]
                               dispatcher=False))
     body = json.dumps({"items": [*GOOD, *BAD]}, ensure_ascii=False).encode()
-    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    signature = sign(SECRET.encode(), body, int(time.time()))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://gw"
     ) as client:

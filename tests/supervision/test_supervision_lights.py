@@ -248,9 +248,12 @@ async def test_lights_match_a_record_by_record_reference_and_the_report(db: Data
     raws = generate_records(300, handling, seed=7, start=date(2024, 9, 1), days=60, id_prefix="G")
     await ingest(db, raws)
     rnd = random.Random(3)
-    for as_of in ("2024-09-30T12:00", "2024-10-08T00:00", "2024-10-21T17:30"):
+    # mid-stream (many records still changing after as_of) and after everything (all final views)
+    cases = [("2024-09-30T12:00", "510000", 3), ("2024-10-08T00:00", "510000", 5), ("2024-10-21T17:30", "510800", 4),
+             ("2024-10-14T09:00", "100000", 2), ("2025-03-01T09:00", "510000", 3), ("2025-03-01T09:00", "100000", 2),
+             ("2025-03-01T09:00", "510800", 5)]
+    for as_of, unit, level in cases:
         when = at(as_of)
-        unit, level = rnd.choice([("510000", 3), ("510000", 5), ("510800", 4), ("100000", 2)])
         yellow = rnd.choice([0, 2, 4])
         expected, nodes = reference(raws, unit, level, when, yellow)
         got = await lights(db, unit, when, level=level, yellow=yellow, who=NATIONAL)

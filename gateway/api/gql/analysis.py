@@ -14,7 +14,7 @@ from gateway.api.gql import errors
 from gateway.api.gql.context import RequestContext, context_of
 from gateway.api.gql.kpi_report import ReportUnit
 from gateway.api.gql.listing import ComplaintFilter
-from gateway.complaints.filters import FilterError, filter_conditions
+from gateway.complaints.filters import FilterError
 from gateway.supervision import analysis
 from gateway.supervision.analysis import AnalysisError
 
@@ -101,18 +101,9 @@ async def _analysed(ctx: RequestContext, unit: str, flt: dict[str, Any] | None,
     if target is None or not ctx.sees_unit(target):
         # An unknown unit is refused like a foreign one: the answer must not reveal which codes exist.
         raise errors.forbidden(f"unit {unit} is not your unit nor below it")
-
-    async def unit_level(code: str) -> int | None:
-        row = await ctx.loaders.unit.load(code)
-        return None if row is None else int(row.level)
-
     try:
-        parsed = await filter_conditions(flt, unit_level)
         async with ctx.sessionmaker() as session:
-            conditions = list(parsed.conditions)
-            if parsed.overdue is not None:
-                conditions.append(await analysis.overdue_condition(session, parsed.overdue))
-            return await run(session, conditions)
+            return await run(session, await analysis.filtered(session, flt))
     except FilterError as exc:
         raise errors.bad_input(str(exc), argument="filter") from None
     except AnalysisError as exc:

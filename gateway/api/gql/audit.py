@@ -40,7 +40,7 @@ async def resolve_audit_log(info: graphene.ResolveInfo, complaint_id: str | None
         raise errors.bad_input(f"first must be between 0 and {MAX_FIRST}, got {first}", argument="first")
     before_id = None
     if after is not None:
-        if not after.isdigit():
+        if not (after.isascii() and after.isdigit() and len(after) <= 18):  # an id: ASCII digits, within BIGINT
             raise errors.bad_input("after: not a cursor of this list", argument="after")
         before_id = int(after)
     async with ctx.sessionmaker() as session:

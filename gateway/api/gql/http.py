@@ -44,11 +44,14 @@ from gateway.api.auth import authenticate
 from gateway.api.gql import errors, limits
 from gateway.api.gql.context import RequestContext
 from gateway.api.gql.graphiql import GRAPHIQL_HTML
+from gateway.api.gql.inputs import TextAndNumbersRule
 from gateway.api.gql.persisted import PersistedOperations, document_hash
 from gateway.api.gql.schema import graphql_schema
 from gateway.complaints.pii import write_reads
+from gateway.core import jsontext
 from gateway.core.auth import AuthError, Principal, bearer_token
 from gateway.core.db import make_sessionmaker
+from gateway.core.jsontext import JSONInputError
 from gateway.core.observability import REQUEST_ID, observe_operation, reserve_operation_labels
 from gateway.core.settings import Settings
 from gateway.core.upstreams import Upstreams
@@ -92,7 +95,7 @@ class GraphQLService:
         self.upstreams = upstreams
         self.units = units
         self.schema: GraphQLSchema = graphql_schema()
-        rules = list(specified_rules)
+        rules = [*specified_rules, TextAndNumbersRule]
         if not settings.graphql_introspection:
             rules.append(NoSchemaIntrospectionCustomRule)
         self.rules = rules
@@ -150,7 +153,7 @@ class GraphQLService:
 def _located(error: GraphQLError) -> dict[str, Any]:
     out: dict[str, Any] = dict(error.formatted)
     code = errors.GRAPHQL_PARSE_FAILED if "Syntax Error" in error.message else errors.GRAPHQL_VALIDATION_FAILED
-    out["extensions"] = {**(out.get("extensions") or {}), "code": code}
+    out["extensions"] = {"code": code, **(out.get("extensions") or {})}
     return out
 
 
@@ -197,20 +200,33 @@ def negotiate(accept: str | None) -> str | None:
 
 
 def _encode(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a lone surrogate from an upstream system: written as "?", never a 500
+        return text.encode("utf-8", "replace")
 
 
 def _answer(media: str, status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
     return Response(_encode(body), status_code=status, media_type=f"{media}; charset=utf-8", headers=headers)
 
 
+def _bad_json(exc: JSONInputError, what: str) -> HttpProblem:
+    """`what` is not JSON (the message says where), or a value in it breaks records.md 1.1 (its path)."""
+    return HttpProblem(400, errors.BAD_USER_INPUT, f"{what} is {exc}" if exc.line else str(exc))
+
+
 def _json_object(text: Any, what: str) -> dict[str, Any] | None:
     if text is None or text == "":
         return None
-    try:
-        value = json.loads(text) if isinstance(text, str) else text
-    except ValueError:
-        raise HttpProblem(400, errors.BAD_USER_INPUT, f"{what} is not valid JSON") from None
+    if isinstance(text, str):  # GET: a JSON text in a query parameter
+        try:
+            value = jsontext.decode(text)
+            jsontext.check(value, where=what)
+        except JSONInputError as exc:
+            raise _bad_json(exc, what) from None
+    else:
+        value = text
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -219,20 +235,25 @@ def _json_object(text: Any, what: str) -> dict[str, Any] | None:
 
 
 def _str_or_none(value: Any, what: str) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    raise HttpProblem(400, errors.BAD_USER_INPUT, f"{what} must be a string")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise HttpProblem(400, errors.BAD_USER_INPUT, f"{what} must be a string")
+    reason = jsontext.text_problem(value)
+    if reason is not None:
+        raise HttpProblem(400, errors.BAD_USER_INPUT, f"{what} {reason}")
+    return value
 
 
 async def _params(request: Request) -> dict[str, Any]:
     if request.method == "GET":
         q = request.query_params
         return {
-            "query": q.get("query") or None,
-            "operationName": q.get("operationName") or None,
+            "query": _str_or_none(q.get("query") or None, "query"),
+            "operationName": _str_or_none(q.get("operationName") or None, "operationName"),
             "variables": _json_object(q.get("variables"), "variables"),
             "extensions": _json_object(q.get("extensions"), "extensions"),
-            "documentId": q.get("documentId") or None,
+            "documentId": _str_or_none(q.get("documentId") or None, "documentId"),
         }
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != JSON:
@@ -241,9 +262,11 @@ async def _params(request: Request) -> dict[str, Any]:
     if len(body) > MAX_BODY:
         raise HttpProblem(413, errors.BAD_USER_INPUT, f"body over {MAX_BODY} bytes")
     try:
-        data = json.loads(body)
-    except ValueError:
-        raise HttpProblem(400, errors.BAD_USER_INPUT, "the body is not valid JSON") from None
+        # The one strict parser: NaN, lone surrogates, U+0000 and deep nesting are refused here, before
+        # anything (authentication included) walks the body.
+        data = jsontext.loads(body)
+    except JSONInputError as exc:
+        raise _bad_json(exc, "the body") from None
     if not isinstance(data, dict):
         raise HttpProblem(400, errors.BAD_USER_INPUT, "the body must be a JSON object")
     return {

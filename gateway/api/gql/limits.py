@@ -114,8 +114,9 @@ class _Meter:
         except Exception:  # a bad argument is for validation/execution to report with its own message
             return MAX_FIRST
         first = args.get("first")
-        if first is None:
-            return MAX_FIRST
+        if first is None:  # an explicit null means the default (inputs.null_means_default)
+            default = definition.args["first"].default_value
+            first = default if isinstance(default, int) else MAX_FIRST
         if not 0 <= first <= MAX_FIRST:
             raise errors.bad_input(f"first must be between 0 and {MAX_FIRST}, got {first}", argument="first")
         return int(first)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -158,7 +159,7 @@ class GatewayTransportWS(GraphQLTransportWSHandler):
         service = self.service
         return LiveContext(
             websocket.state.principal, websocket.state.jurisdiction, service.settings, self.app_state.engine,
-            self.app_state.sessionmaker, service.upstreams, service.units, request_id="ws", hub=self.hub,
+            self.app_state.sessionmaker, service.upstreams, service.units, request_id=uuid.uuid4().hex, hub=self.hub,
         )
 
 

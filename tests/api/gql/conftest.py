@@ -10,6 +10,7 @@ from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -37,6 +38,8 @@ from tests.api.gql.gql_support import (  # noqa: E402
     incident_for,
     world,
 )
+from tests.conftest import BACKENDS  # noqa: E402
+from tests.loopback import run_with_sessionmaker, scratch_database, serve  # noqa: E402
 
 SYSTEMS = ("complaints", "enforcement", "credit", "emergency")
 
@@ -171,3 +174,14 @@ def fresh_sim(system: str) -> Iterator[Sim]:
             yield sim
         finally:
             sim.http.close()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def live_url(request: pytest.FixtureRequest, sims: dict[str, Sim],
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The seeded world behind one gateway served on loopback, per test module and backend: for suites of
+    many requests that only read, or write what no other test reads (hostile input, property tests)."""
+    with scratch_database(request.param, tmp_path_factory.mktemp("live")) as url:
+        run_with_sessionmaker(url, lambda sm: seed_world(SimpleNamespace(sessionmaker=sm), sims))
+        with serve(gateway_settings(url, sims)) as base:
+            yield base

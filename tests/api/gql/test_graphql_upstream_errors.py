@@ -10,7 +10,7 @@ import logging
 
 import pytest
 
-from tests.api.gql.conftest import Gateway
+from tests.api.gql.conftest import Gateway, token
 
 SECRET = "FATAL: password authentication failed for user credit, dsn=postgres://credit:hunter2@db-7.internal:5432"
 LEAKS = ("hunter2", "db-7.internal", "FATAL")
@@ -44,7 +44,7 @@ async def test_an_upstream_body_never_reaches_a_reader(
     with caplog.at_level(logging.INFO, "connectors"):
         resp = await gw.client.post(
             "/graphql", json={"query": QUERY},
-            headers={"Authorization": f"Bearer {_reader()}", "X-Request-Id": "req-upstream-leak-1"},
+            headers={"Authorization": f"Bearer {token('100000', 'reader')}", "X-Request-Id": "req-upstream-leak-1"},
         )
     text = resp.text
     assert resp.status_code == 200
@@ -72,9 +72,3 @@ async def test_a_long_body_is_logged_truncated(gw: Gateway, caplog: pytest.LogCa
     [record] = [r for r in caplog.records if "HTTP 422" in r.getMessage()]
     message = record.getMessage()
     assert "x" * 400 in message and len(message) < 1200 and "hunter2" not in message
-
-
-def _reader() -> str:
-    from tests.api.gql.conftest import token
-
-    return token("100000", "reader")

@@ -1,0 +1,99 @@
+"""The gateway served for real on loopback (uvicorn in a thread, lifespan on), for tests that must go
+through HTTP rather than an in-process transport; and databases that outlive one test, for fixtures that
+serve many (property tests, read-mostly suites)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from gateway.api.app import create_app
+from gateway.core.db import make_engine, make_sessionmaker
+from gateway.core.migrate import migrate
+from gateway.core.settings import Settings
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[str]:
+    """The gateway app with `settings`, serving until the block ends; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    host, port = sock.getsockname()[:2]
+    config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on", access_log=False,
+                            timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the gateway did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+
+
+@contextmanager
+def scratch_database(backend: str, directory: Path) -> Iterator[str]:
+    """A migrated database for a fixture wider than one test (the `db` fixture is per test): an SQLite file
+    in `directory`, or a PostgreSQL schema of its own under GATEWAY_TEST_DATABASE_URL, dropped afterwards.
+    Yields its URL."""
+    base = os.environ.get("GATEWAY_TEST_DATABASE_URL", "")
+    schema = f"m_{uuid.uuid4().hex[:12]}" if backend == "postgresql" else None
+    if schema is None:
+        url = f"sqlite+aiosqlite:///{directory / 'gateway.db'}"
+    else:
+        url = f"{base}{'&' if '?' in base else '?'}search_path={schema}"
+        asyncio.run(_sql(base, f'CREATE SCHEMA "{schema}"'))
+    try:
+        asyncio.run(_migrate(url))
+        yield url
+    finally:
+        if schema is not None:
+            asyncio.run(_sql(base, f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+async def _sql(url: str, statement: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+async def _migrate(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        await migrate(engine)
+    finally:
+        await engine.dispose()
+
+
+def run_with_sessionmaker(url: str, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[Any]]) -> Any:
+    """`work(sessionmaker)` on a database, from synchronous code (a wide fixture), in a loop of its own."""
+
+    async def main() -> Any:
+        engine = make_engine(url)
+        try:
+            return await work(make_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())

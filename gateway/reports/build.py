@@ -361,28 +361,25 @@ async def _read_counts(session: AsyncSession, ancestors: list[str], level: int, 
     return found
 
 
-async def build_report(
-    session: AsyncSession,
-    unit: str,
-    level: int | None = None,
-    date_from: date | None = None,
-    date_to: date | None = None,
-    as_of: datetime | None = None,
-    scheme: str | None = None,
-    config: KpiConfig | None = None,
-    details: dict[str, Any] | None = None,
-    orders: OrderCounter | None = None,
-) -> dict[str, Any]:
-    """The KPI report document of interfaces.md; ReportError for bad input.
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A report's arguments, checked: the unit's row, the rows' level, the scheme and its weights."""
 
-    `details`, when given, receives what the document does not carry but a page explains:
-    `calendar_fallback_years` (the years its due dates reach that the calendar does not cover) and
-    `last_due` (the latest due date among its obligations).
+    top: Any  # the unit's row: code, name, level, l1..l5
+    level: int
+    date_from: date
+    date_to: date
+    as_of: datetime
+    scheme: str
+    weights: Any
 
-    `orders` counts the supervision orders of each row (`gateway.supervision.report.count_orders`): this
-    package cannot import the supervision package above it, so the API and CLI hand the counter in. Without
-    it every row's `supervision` block is zeros."""
-    config = config or load_config()
+
+async def _check(
+    session: AsyncSession, config: KpiConfig, unit: str, level: int | None, date_from: date | None,
+    date_to: date | None, as_of: datetime | None, scheme: str | None,
+) -> _Checked:
+    """The arguments of `build_report` checked against the configuration and the unit table; ReportError
+    (BAD_USER_INPUT, or NOT_FOUND for an unknown unit) naming what is wrong."""
     scheme_name = scheme or DEFAULT_SCHEME
     try:
         weights = config.policies.scheme(scheme_name)
@@ -409,6 +406,53 @@ async def build_report(
             f"level must be below the unit's level {top.level} and at most 5, got {level}"
             if top.level < 5 else f"unit {unit} is a level-5 unit: it has no units below it to report on"
         )
+    return _Checked(top, level, date_from, date_to, as_of, scheme_name, weights)
+
+
+async def _row_units(session: AsyncSession, checked: _Checked) -> list[Any]:
+    """The units of the report's rows: every unit at the rows' level below the report's unit, by code."""
+    top = checked.top
+    return list((
+        await session.execute(
+            select(OrgUnit.code, OrgUnit.name, OrgUnit.level)
+            .where(Jurisdiction(top.code, top.level).condition(OrgUnit.ancestor_columns()),
+                   OrgUnit.level == checked.level)
+            .order_by(OrgUnit.code)
+        )
+    ).all())
+
+
+async def build_report(
+    session: AsyncSession,
+    unit: str,
+    level: int | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    as_of: datetime | None = None,
+    scheme: str | None = None,
+    config: KpiConfig | None = None,
+    details: dict[str, Any] | None = None,
+    orders: OrderCounter | None = None,
+) -> dict[str, Any]:
+    """The KPI report document of interfaces.md for `unit`, one row per unit at `level` (default: the level
+    below), records received on days [date_from, date_to] (Asia/Shanghai), everything as known at `as_of`
+    (default: now), scored by `scheme` (default: `default`). ReportError for bad input (NOT_FOUND for an
+    unknown unit); KpiConfigError when the configured calendar or policy file cannot be used.
+
+    Side effect: facts derived with another calendar or policy set are derived again first, in a transaction
+    of their own. Reads only otherwise.
+
+    `details`, when given, receives what the document does not carry but a page explains:
+    `calendar_fallback_years` (the years its due dates reach that the calendar does not cover) and
+    `last_due` (the latest due date among its obligations).
+
+    `orders` counts the supervision orders of each row (`gateway.supervision.report.count_orders`): this
+    package cannot import the supervision package above it, so the API and CLI hand the counter in. Without
+    it every row's `supervision` block is zeros."""
+    config = config or load_config()
+    checked = await _check(session, config, unit, level, date_from, date_to, as_of, scheme)
+    top, level, as_of = checked.top, checked.level, checked.as_of
+    date_from, date_to = checked.date_from, checked.date_to
     await ensure_facts(session, config)
 
     scope = ReportScope(unit, top.level, level, date_from, date_to, as_of)
@@ -425,15 +469,9 @@ async def build_report(
         for code, four in by_row.items():
             counts[code].supervision = list(four)
 
-    units = (
-        await session.execute(
-            select(OrgUnit.code, OrgUnit.name, OrgUnit.level)
-            .where(Jurisdiction(unit, top.level).condition(OrgUnit.ancestor_columns()), OrgUnit.level == level)
-            .order_by(OrgUnit.code)
-        )
-    ).all()
-    rows = [build_row({"code": u.code, "name": u.name, "level": u.level}, counts.get(u.code, RowCounts()), weights)
-            for u in units]
+    rows = [build_row({"code": u.code, "name": u.name, "level": u.level}, counts.get(u.code, RowCounts()),
+                      checked.weights)
+            for u in await _row_units(session, checked)]
     total = RowCounts()
     for c in counts.values():  # rows, plus records handled by the unit itself or above the level
         total.add(c)
@@ -448,9 +486,9 @@ async def build_report(
         "from": date_from.isoformat(),
         "to": date_to.isoformat(),
         "as_of": format_instant(as_of),
-        "scheme": scheme_name,
+        "scheme": checked.scheme,
         "calendar_complete": not fallback_years,
         "policy_versions": used,
-        "total": build_row({"code": top.code, "name": top.name, "level": top.level}, total, weights),
+        "total": build_row({"code": top.code, "name": top.name, "level": top.level}, total, checked.weights),
         "rows": rank_rows(rows),
     }

@@ -244,8 +244,17 @@ def check_event_data(type_: EventType, data: dict[str, Any]) -> None:
         value = data[name]
         if value is None and nullable:
             continue
-        if value is None or not check(value):
+        if value is None or not _passes(check, value):
             raise ValueError(f"data.{name}: must be {what} (for {type_.value})")
+
+
+def _passes(check: Callable[[Any], bool], value: Any) -> bool:
+    """A check of a value's shape; a value of a kind the check cannot even compare (a list where a word is
+    expected: unhashable) fails it instead of raising."""
+    try:
+        return bool(check(value))
+    except (TypeError, ValueError):
+        return False
 
 
 # ------------------------------------------------------------------------------------- text and numbers

@@ -81,7 +81,8 @@ async def test_the_1_0_signature_form_is_refused(client: httpx.AsyncClient, db: 
     assert await count(db) == 0
 
 
-@pytest.mark.parametrize("skew", [-301, 301, -86400 * 365, 10**11])
+# 30 s beyond the 300 s tolerance: a loaded machine may take seconds between signing and checking.
+@pytest.mark.parametrize("skew", [-330, 330, -86400 * 365, 10**11])
 async def test_a_timestamp_outside_the_tolerance_is_refused(client: httpx.AsyncClient, db: Database,
                                                             skew: int) -> None:
     body = json.dumps({"items": [record("S-11")]}).encode()

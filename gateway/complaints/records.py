@@ -32,7 +32,7 @@ from pydantic import (
 )
 from stdnum.cn import uscc as stdnum_uscc
 
-from gateway.core.jsontext import JSONInputError, Path, decode, dotted, problem
+from gateway.core.jsontext import JSONInputError, Path, decode, dotted, printable, problem
 from gateway.core.time import parse_instant, shanghai_date
 from gateway.units.tree import UnitIndex
 
@@ -353,11 +353,11 @@ class ComplaintIn(BaseModel):
 
 
 def describe_errors(exc: ValidationError) -> str:
-    """One line naming each failing field and why."""
+    """One line naming each failing field and why; whatever the input held is escaped (`printable`)."""
     parts = []
     for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
+        loc = dotted(err["loc"])
+        msg = printable(err["msg"].removeprefix("Value error, "))
         if not loc:
             parts.append(msg)
         else:

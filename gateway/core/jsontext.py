@@ -27,6 +27,9 @@ import orjson
 MAX_DEPTH = 64  # containers inside containers, the outermost counted as 1: ample for any request here
 
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+# What a field path may not show raw: besides the unholdable, any control or line-breaking character, so
+# that a rejection reason is always one printable line (rejects files, logs, CLI summaries).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 Path = tuple[str | int, ...]
 
@@ -87,9 +90,16 @@ def _number_reason(value: float) -> str:
 
 
 def dotted(path: Sequence[str | int]) -> str:
-    """A path as records.md names fields: `events.0.data.reason`. A key holding what it is blamed for is
-    written with escapes (`k\\u0000`), so that the message can always be written out."""
-    return ".".join(_BAD_TEXT.sub(_escape, p) if isinstance(p, str) else str(p) for p in path)
+    """A path as records.md names fields: `events.0.data.reason`. Characters of a key that cannot be
+    written out raw (U+0000, surrogates, control and line-breaking characters) are written as escapes
+    (`k\\u0000`, `\\u000a`), so that the path is always one printable line."""
+    return ".".join(printable(p) if isinstance(p, str) else str(p) for p in path)
+
+
+def printable(text: str) -> str:
+    """`text` with U+0000, surrogates, control and line-breaking characters written as `\\uXXXX` escapes:
+    safe to put in a one-line message whatever the input held."""
+    return _UNPRINTABLE.sub(_escape, text)
 
 
 def _escape(match: re.Match[str]) -> str:

@@ -114,3 +114,16 @@ def test_respondent_and_money_optional() -> None:
 def test_region_code_accepts_province_and_city_codes() -> None:
     assert validate_record(record(region_code="510000")).region_code == "510000"
     assert validate_record(record(region_code="510800")).region_code == "510800"
+
+
+@pytest.mark.parametrize("key", ["\n", "a\rb", "\x1b[31m", "\u2028", "\x85", "\x00", "\ud800", "tab\there"])
+def test_a_reason_is_one_printable_line_whatever_the_keys_hold(key: str) -> None:
+    """Keys in event data reach the reason as part of the field path; any character that would break
+    the line (or a terminal) is written as an escape, and the rest of the key is kept readable."""
+    bad = record(events=[event("e1", "REJECTED", "2024-03-05T09:00:00+08:00", data={"reason": "r", "extra": {key: {"x": "\x00"}}})])
+    with pytest.raises(ValueError) as caught:
+        validate_record(bad)
+    reason = str(caught.value)
+    assert reason.isprintable(), reason
+    assert reason.startswith("events.0.data.extra.") and ("contains U+0000" in reason or "surrogate" in reason)
+    assert all(ch in reason for ch in key if ch.isprintable())

@@ -1,23 +1,23 @@
 """Shared fixtures. `db` gives every test a fresh, migrated database: SQLite always, and PostgreSQL too
-when GATEWAY_TEST_DATABASE_URL is set (each test in a schema of its own, dropped afterwards)."""
+when GATEWAY_TEST_DATABASE_URL is set (each test in a schema of its own, dropped afterwards); each a copy
+of one migrated template (tests/databases.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from gateway.core.db import make_engine, make_sessionmaker
-from gateway.core.migrate import migrate
+from tests import databases
 
-PG_URL = os.environ.get("GATEWAY_TEST_DATABASE_URL")
+PG_URL = databases.PG_URL
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
 
 
@@ -40,26 +40,12 @@ async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Da
 
 @asynccontextmanager
 async def open_database(backend: str, sqlite_file: Path) -> AsyncIterator[Database]:
-    """A fresh, migrated database of `backend` (SQLite at `sqlite_file`), removed afterwards."""
-    schema = None
-    if backend == "sqlite":
-        url = f"sqlite+aiosqlite:///{sqlite_file}"
-    else:
-        assert PG_URL
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        admin = make_engine(PG_URL)
-        async with admin.begin() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        await admin.dispose()
-        url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}search_path={schema}"
+    """A fresh database of `backend` at the newest migration (SQLite at `sqlite_file`; PostgreSQL in a schema
+    of its own), removed afterwards. A copy of one migrated template: see tests/databases.py."""
+    url = await databases.create_async(backend, sqlite_file)
     engine = make_engine(url)
-    await migrate(engine)
     try:
         yield Database(backend, url, engine, make_sessionmaker(engine))
     finally:
         await engine.dispose()
-        if schema:
-            admin = make_engine(PG_URL or "")
-            async with admin.begin() as conn:
-                await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            await admin.dispose()
+        await asyncio.to_thread(databases.drop, url)

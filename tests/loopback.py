@@ -5,24 +5,21 @@ serve many (property tests, read-mostly suites)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import uvicorn
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.api.app import create_app
 from gateway.core.db import make_engine, make_sessionmaker
-from gateway.core.migrate import migrate
 from gateway.core.settings import Settings
+from tests import databases
 
 
 @contextmanager
@@ -54,36 +51,11 @@ def scratch_database(backend: str, directory: Path) -> Iterator[str]:
     """A migrated database for a fixture wider than one test (the `db` fixture is per test): an SQLite file
     in `directory`, or a PostgreSQL schema of its own under GATEWAY_TEST_DATABASE_URL, dropped afterwards.
     Yields its URL."""
-    base = os.environ.get("GATEWAY_TEST_DATABASE_URL", "")
-    schema = f"m_{uuid.uuid4().hex[:12]}" if backend == "postgresql" else None
-    if schema is None:
-        url = f"sqlite+aiosqlite:///{directory / 'gateway.db'}"
-    else:
-        url = f"{base}{'&' if '?' in base else '?'}search_path={schema}"
-        asyncio.run(_sql(base, f'CREATE SCHEMA "{schema}"'))
+    url = databases.create(backend, directory / "gateway.db")
     try:
-        asyncio.run(_migrate(url))
         yield url
     finally:
-        if schema is not None:
-            asyncio.run(_sql(base, f'DROP SCHEMA "{schema}" CASCADE'))
-
-
-async def _sql(url: str, statement: str) -> None:
-    engine = make_engine(url)
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(text(statement))
-    finally:
-        await engine.dispose()
-
-
-async def _migrate(url: str) -> None:
-    engine = make_engine(url)
-    try:
-        await migrate(engine)
-    finally:
-        await engine.dispose()
+        databases.drop(url)
 
 
 def run_with_sessionmaker(url: str, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[Any]]) -> Any:

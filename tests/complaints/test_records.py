@@ -120,7 +120,8 @@ def test_region_code_accepts_province_and_city_codes() -> None:
 def test_a_reason_is_one_printable_line_whatever_the_keys_hold(key: str) -> None:
     """Keys in event data reach the reason as part of the field path; any character that would break
     the line (or a terminal) is written as an escape, and the rest of the key is kept readable."""
-    bad = record(events=[event("e1", "REJECTED", "2024-03-05T09:00:00+08:00", data={"reason": "r", "extra": {key: {"x": "\x00"}}})])
+    data = {"reason": "r", "extra": {key: {"x": "\x00"}}}
+    bad = record(events=[event("e1", "REJECTED", "2024-03-05T09:00:00+08:00", data=data)])
     with pytest.raises(ValueError) as caught:
         validate_record(bad)
     reason = str(caught.value)

@@ -7,17 +7,22 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import re
+import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 import gateway
-from gateway.core.migrate import MIGRATIONS
+from gateway.core.db import make_engine
+from gateway.core.migrate import MIGRATIONS, migrate
 from gateway.core.models import Base
-from tests.conftest import Database
+from tests import databases
+from tests.conftest import BACKENDS, Database, open_database
 
 
 def model_modules() -> list[str]:
@@ -45,3 +50,45 @@ async def test_autogenerate_finds_nothing_to_do(db: Database) -> None:
     async with db.engine.connect() as conn:
         diff = await conn.run_sync(compare)
     assert diff == []
+
+
+def shape(conn: Connection) -> dict[str, Any]:
+    """What a database holds, as reflected: tables with their columns, indexes, keys and checks, and rows
+    of the alembic_version table."""
+    inspector = inspect(conn)
+    out: dict[str, Any] = {}
+    for table in sorted(inspector.get_table_names()):
+        out[table] = (
+            [(c["name"], str(c["type"]), c["nullable"]) for c in inspector.get_columns(table)],
+            sorted((i["name"] or "", tuple(i["column_names"]), bool(i["unique"]))
+                   for i in inspector.get_indexes(table)),
+            inspector.get_pk_constraint(table)["constrained_columns"],
+            sorted((f["referred_table"], tuple(f["constrained_columns"])) for f in inspector.get_foreign_keys(table)),
+            sorted((u["name"] or "", tuple(u["column_names"])) for u in inspector.get_unique_constraints(table)),
+        )
+    out["alembic_version"] = list(conn.execute(text("SELECT version_num FROM alembic_version")))
+    return out
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_test_database_is_what_the_migrations_build(backend: str, tmp_path: Path) -> None:
+    """The suite's databases are copies of one migrated template (tests/databases.py): each must equal a
+    database the migrations build from nothing, in every table, column, index and key."""
+    async with open_database(backend, tmp_path / "copy.db") as copy:
+        if backend == "postgresql":  # an empty schema of its own for the real migration
+            schema = f"m_{uuid.uuid4().hex[:12]}"
+            await databases.execute(databases.PG_URL or "", f'CREATE SCHEMA "{schema}"')
+            url = databases.with_schema(databases.PG_URL or "", schema)
+        else:
+            url = f"sqlite+aiosqlite:///{tmp_path / 'migrated.db'}"
+        engine = make_engine(url)
+        try:
+            await migrate(engine)
+            async with engine.connect() as conn:
+                migrated = await conn.run_sync(shape)
+            async with copy.engine.connect() as conn:
+                copied = await conn.run_sync(shape)
+        finally:
+            await engine.dispose()
+            databases.drop(url)
+    assert copied == migrated and len(migrated) > 10

@@ -71,7 +71,9 @@ async def test_dispatcher_killed_between_send_and_mark_resumes_without_duplicate
     ledger = credit_sim.get("/_sim/flags")
     assert len(ledger) == n and all(f["times_received"] == 1 for f in ledger)
     stats = credit_sim.stats()
-    assert stats["effects"] == {FLAG_ROUTE: n} and stats["replays"] == {FLAG_ROUTE: n}
+    # Each flag acted on once. Replays: the restart re-sends all n; a dispatcher whose 2 s lease ran out while
+    # its send hung may also have re-sent one (same key) before it was killed, which is what the key is for.
+    assert stats["effects"] == {FLAG_ROUTE: n} and stats["replays"][FLAG_ROUTE] >= n
 
 
 async def test_two_dispatchers_at_once_never_send_an_item_twice(

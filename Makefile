@@ -17,8 +17,10 @@ install: $(STAMP)
 demo: install
 	$(BIN)/gateway demo
 
+# On every core (at most 4 workers: the database and the subprocesses the tests start share the machine);
+# TEST_ARGS adds pytest options, e.g. make test TEST_ARGS="-n 0 -k dispatch" for one process.
 test: install
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n auto --maxprocesses 4 $(TEST_ARGS)
 
 # The property tests (marked `fuzz`) with many more examples than the suite gives them: a few minutes, on
 # SQLite and, when GATEWAY_TEST_DATABASE_URL is set, PostgreSQL. The statistics say how many cases ran.

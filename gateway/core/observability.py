@@ -14,13 +14,15 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from connectors.context import request_id_var
 
@@ -161,24 +163,41 @@ def _route_template(request: Request) -> str:
     return "unmatched"
 
 
-def install(app: FastAPI) -> None:
-    """Request ids, access logs and HTTP metrics on every request; `GET /metrics` for Prometheus."""
+class Observe:
+    """Request ids, access logs and HTTP metrics on every HTTP request, as plain ASGI middleware.
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        rid = request.headers.get("x-request-id", "")
+    Not `@app.middleware("http")`: Starlette's BaseHTTPMiddleware runs the app in a task of its own and
+    re-streams its body, which costs every request, the federated query most (bench/graphql_bench.py). The
+    request id is taken from `X-Request-Id` when it is safe to log and forward, made otherwise, set for the
+    request's context (the connectors send it upstream) and returned in the answer's `X-Request-Id`.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = Headers(scope=scope).get("x-request-id", "")
         if not REQUEST_ID.match(rid):  # only ids safe to log and forward upstream are kept
             rid = uuid.uuid4().hex
         token = request_id_var.set(rid)
         started = time.perf_counter()
         status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-Id"] = rid
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = response.status_code
-            response.headers["X-Request-Id"] = rid
-            return response
+            await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
+            request = Request(scope)
             route = _route_template(request)
             HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
             HTTP_DURATION.labels(request.method, route).observe(elapsed)
@@ -187,6 +206,12 @@ def install(app: FastAPI) -> None:
                                   "duration_s": round(elapsed, 6)},
             )
             request_id_var.reset(token)
+
+
+def install(app: FastAPI) -> None:
+    """Request ids, access logs and HTTP metrics on every request; `GET /metrics` for Prometheus."""
+
+    app.add_middleware(Observe)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:

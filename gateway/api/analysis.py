@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -22,7 +21,7 @@ from gateway.api.auth import SignIn, bearer_sign_in
 from gateway.api.reports import FORMATS, error
 from gateway.complaints.filters import FilterError, filter_from_json
 from gateway.core.auth import AuthError
-from gateway.core.time import parse_date
+from gateway.core.time import required_date
 from gateway.supervision import analysis, exports
 from gateway.supervision.analysis import AnalysisError
 from gateway.units.jurisdiction import caller_sees_unit
@@ -30,16 +29,6 @@ from gateway.units.jurisdiction import caller_sees_unit
 router = APIRouter()
 
 ANALYSTS = ("supervisor", "evaluator")
-
-
-def _date(query: Any, name: str) -> date:
-    value = query.get(name)
-    if not value:
-        raise AnalysisError(f"{name} is required (YYYY-MM-DD)")
-    try:
-        return parse_date(value)
-    except ValueError as exc:
-        raise AnalysisError(f"{name}: {exc}") from None
 
 
 def _choice(query: Any, name: str, choices: tuple[str, ...], default: str | None = None) -> str:
@@ -104,7 +93,7 @@ async def _answer(request: Request, caller: SignIn, run: Run) -> Response:
 @router.get("/api/v1/analysis/trends", response_model=None)
 async def trends(request: Request, caller: SignIn = Depends(bearer_sign_in)) -> Response:
     async def run(session: AsyncSession, query: Any, conditions: list[ColumnElement[bool]]) -> Download:
-        date_from, date_to = _date(query, "from"), _date(query, "to")
+        date_from, date_to = required_date(query, "from", AnalysisError), required_date(query, "to", AnalysisError)
         report = await analysis.trends(
             session, query["unit"], date_from, date_to, _choice(query, "by", analysis.DIMENSIONS),
             _choice(query, "compare_with", analysis.COMPARISONS, "PREVIOUS_PERIOD"), conditions, _top(query),
@@ -118,7 +107,7 @@ async def trends(request: Request, caller: SignIn = Depends(bearer_sign_in)) -> 
 @router.get("/api/v1/analysis/series", response_model=None)
 async def series(request: Request, caller: SignIn = Depends(bearer_sign_in)) -> Response:
     async def run(session: AsyncSession, query: Any, conditions: list[ColumnElement[bool]]) -> Download:
-        date_from, date_to = _date(query, "from"), _date(query, "to")
+        date_from, date_to = required_date(query, "from", AnalysisError), required_date(query, "to", AnalysisError)
         interval = _choice(query, "interval", analysis.INTERVALS)
         points = await analysis.series(session, query["unit"], date_from, date_to, interval, conditions)
         unit = await analysis.report_unit(session, query["unit"])

@@ -8,6 +8,7 @@ to write an instant (`format_instant`, in +08:00) for reports and the bodies sen
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -91,3 +92,15 @@ def parse_date(value: str) -> date:
         return check_date(day)
     except ValueError as exc:
         raise ValueError(f"{value!r} {exc}") from None
+
+
+def required_date(values: Mapping[str, Any], name: str, error: type[Exception] = ValueError) -> date:
+    """The argument `name` of `values` (a URL's query, a form) as a date `YYYY-MM-DD`. Raises `error` with a
+    message naming the argument when it is missing, empty or not such a date."""
+    value = values.get(name)
+    if not value:
+        raise error(f"{name} is required (YYYY-MM-DD)")
+    try:
+        return parse_date(value)
+    except ValueError as exc:
+        raise error(f"{name}: {exc}") from None

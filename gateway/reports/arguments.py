@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-from gateway.core.time import parse_date, parse_instant
+from gateway.core.time import parse_instant, required_date
 from gateway.reports.build import ReportError
 
 _WHOLE = re.compile(r"-?[0-9]{1,9}")
-
-
-def _date(values: Mapping[str, Any], name: str) -> date:
-    value = values.get(name)
-    if not value:
-        raise ReportError(f"{name} is required (YYYY-MM-DD)")
-    try:
-        return parse_date(value)
-    except ValueError as exc:
-        raise ReportError(f"{name}: {exc}") from None
 
 
 def report_arguments(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -38,8 +28,8 @@ def report_arguments(values: Mapping[str, Any]) -> dict[str, Any]:
             raise ReportError(f"as_of: {exc}") from None
     return {
         "level": int(level_text) if level_text is not None else None,
-        "date_from": _date(values, "from"),
-        "date_to": _date(values, "to"),
+        "date_from": required_date(values, "from", ReportError),
+        "date_to": required_date(values, "to", ReportError),
         "as_of": as_of,
         "scheme": values.get("scheme") or None,
     }

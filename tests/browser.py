@@ -1,54 +1,19 @@
-"""Browser tests' parts: the gateway served on loopback in a thread, and headless Chromium (Debian's chromium and
-chromium-driver, driven by Selenium) whose network outside loopback is cut off."""
+"""Browser tests' parts: headless Chromium (Debian's chromium and chromium-driver, driven by Selenium) whose
+network outside loopback is cut off. The gateway they open is served by tests.loopback."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import socket
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-
-from gateway.api.app import create_app
-from gateway.core.settings import Settings
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 needs_browser = pytest.mark.skipif(not (CHROMIUM and DRIVER),
                                    reason="Debian chromium and chromium-driver not installed")
-
-
-def free_socket() -> socket.socket:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-def serve_app(app: Any, sock: socket.socket | None = None) -> Iterator[str]:
-    """Serve an ASGI app on loopback in a thread; yields its base URL, stops it when resumed."""
-    sock = sock or free_socket()
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
-def serve(settings: Settings) -> Iterator[str]:
-    return serve_app(create_app(settings))
 
 
 def browser(download_dir: Path | None = None) -> Any:

@@ -9,7 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +23,13 @@ from tests import databases
 
 
 @contextmanager
-def serve(settings: Settings) -> Iterator[str]:
-    """The gateway app with `settings`, serving until the block ends; yields its base URL."""
+def serve_app(app: Any) -> Iterator[str]:
+    """An ASGI app served on loopback by uvicorn in a thread (lifespan on) until the block ends; yields its base
+    URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on", access_log=False,
-                            timeout_graceful_shutdown=1)
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", access_log=False, timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -44,6 +44,11 @@ def serve(settings: Settings) -> Iterator[str]:
         server.should_exit = True
         thread.join(15)
         sock.close()
+
+
+def serve(settings: Settings) -> AbstractContextManager[str]:
+    """The gateway app with `settings`, served as `serve_app` serves it."""
+    return serve_app(create_app(settings))
 
 
 @contextmanager

@@ -38,9 +38,9 @@ from tests.api.feed_support import (
     synced,
     token,
 )
-from tests.browser import serve_app
 from tests.conftest import Database
 from tests.factories import USCC, load_units, record
+from tests.loopback import serve_app
 
 
 @dataclass
@@ -67,12 +67,8 @@ async def live(db: Database, emergency_url: str) -> AsyncIterator[Live]:
     settings = Settings(database_url=db.url, jwt_secret=SECRET, dispatcher=False, auto_migrate=False,
                         emergency_url=emergency_url, emergency_token="sim-token")
     app = create_app(settings)
-    servers = serve_app(app)
-    base = next(servers)
-    try:
+    with serve_app(app) as base:
         yield Live(base.replace("http://", "ws://") + "/graphql", app, db)
-    finally:
-        next(servers, None)
 
 
 async def test_sign_in_at_connection_init(live: Live) -> None:

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from gateway.api.app import create_app
 from gateway.core.settings import Settings
-from tests.browser import browser, needs_browser, requested_urls, serve, wait_for
+from tests.browser import browser, needs_browser, requested_urls, wait_for
+from tests.loopback import serve
 
 SECRET = "offline-pages-secret-long-enough-for-hs256"
 
@@ -19,9 +20,8 @@ SECRET = "offline-pages-secret-long-enough-for-hs256"
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('offline') / 'gateway.db'}"
-    servers = serve(Settings(database_url=url, jwt_secret=SECRET, dispatcher=False))
-    yield next(servers)
-    next(servers, None)
+    with serve(Settings(database_url=url, jwt_secret=SECRET, dispatcher=False)) as served:
+        yield served
 
 
 @pytest.mark.parametrize("path", ["/docs", "/redoc"])

@@ -9,6 +9,7 @@ import re
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,10 @@ from gateway.core.auth import mint_token
 from gateway.core.db import transaction
 from gateway.core.settings import Settings
 from gateway.ingest.store import ingest_raw
-from tests.browser import browser, needs_browser, serve, wait_for
+from tests.browser import browser, needs_browser, wait_for
 from tests.conftest import Database
 from tests.factories import event, load_units, record
+from tests.loopback import serve
 
 SECRET = "page-test-secret-long-enough-for-hs256"
 
@@ -60,8 +62,8 @@ async def test_sign_in_with_oidc_see_the_report_and_sign_out(db: Database, idp: 
                         oidc_client_id="gateway-reports", oidc_client_secret="client-secret")
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    servers = serve(settings)
-    base = next(servers)
+    servers = ExitStack()
+    base = servers.enter_context(serve(settings))
     driver = browser(downloads)
     driver.implicitly_wait(15)
     try:
@@ -115,7 +117,7 @@ async def test_sign_in_with_oidc_see_the_report_and_sign_out(db: Database, idp: 
         wait_for(lambda: driver.current_url.startswith(idp))  # signed out: sign-in starts again
     finally:
         driver.quit()
-        next(servers, None)
+        servers.close()
 
 
 # ------------------------------------------------------------------------------------------- over HTTP

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import ExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,9 +19,10 @@ from gateway.core.settings import Settings
 from gateway.ingest.store import ingest_raw
 from gateway.reports.facts import kpi_config
 from gateway.supervision.lights import deadline_lights
-from tests.browser import browser, needs_browser, serve, wait_for
+from tests.browser import browser, needs_browser, wait_for
 from tests.conftest import Database
 from tests.factories import load_units, record
+from tests.loopback import serve
 
 SECRET = "supervision-page-secret-long-enough-hs256"
 
@@ -57,8 +58,8 @@ async def test_supervisor_sees_lights_and_issues_an_order(db: Database) -> None:
     await seed(db)
     lights = await expected_lights(db)
     assert lights["510800"][0] > 0 and lights["510800"][1] > 0  # the fixture has red and yellow deadlines
-    servers = serve(Settings(database_url=db.url, jwt_secret=SECRET, dispatcher=False))
-    base = next(servers)
+    servers = ExitStack()
+    base = servers.enter_context(serve(Settings(database_url=db.url, jwt_secret=SECRET, dispatcher=False)))
     driver = browser()
     driver.implicitly_wait(15)
     try:
@@ -108,7 +109,7 @@ async def test_supervisor_sees_lights_and_issues_an_order(db: Database) -> None:
         assert cells[7] == "请于3个工作日内办结并反馈"
     finally:
         driver.quit()
-        next(servers, None)
+        servers.close()
 
 
 def csrf_of(text: str) -> str:

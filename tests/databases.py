@@ -5,7 +5,8 @@ costs milliseconds. Tests of the migrations themselves (tests/core/test_migratio
 real and do not come here.
 
 `create(backend, sqlite_file)` gives a database's URL (usable by subprocesses); `drop(url)` removes a
-PostgreSQL schema again. The template itself is dropped when the process exits.
+PostgreSQL schema again. The PostgreSQL template schema is dropped as soon as it is dumped; the SQLite
+template file when the process exits.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def _run(make: Callable[[], Awaitable[T]]) -> T:
     thread.start()
     thread.join()
     if not box:
-        raise RuntimeError("building the template database failed (see the thread's traceback above)")
+        raise RuntimeError("the database work failed (see the thread's traceback above)")
     return box[0]  # type: ignore[no-any-return]
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Date, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.core.db import UTCDateTime
@@ -29,14 +29,14 @@ class Complaint(Base):
     category: Mapped[str] = mapped_column(String(24))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_day: Mapped[date] = mapped_column(Date)  # received_at's date in Asia/Shanghai
-    handling_unit: Mapped[str] = mapped_column(String(12), ForeignKey("org_units.code"))
+    handling_unit: Mapped[str] = mapped_column(String(12))  # a unit of org_units (checked by the validator)
     u1: Mapped[str | None] = mapped_column(String(12))
     u2: Mapped[str | None] = mapped_column(String(12))
     u3: Mapped[str | None] = mapped_column(String(12))
     u4: Mapped[str | None] = mapped_column(String(12))
     u5: Mapped[str | None] = mapped_column(String(12))
     region_code: Mapped[str | None] = mapped_column(String(6))
-    respondent_uscc: Mapped[str | None] = mapped_column(String(18), index=True)
+    respondent_uscc: Mapped[str | None] = mapped_column(String(18))
     respondent_name: Mapped[str | None] = mapped_column(String(500))
     real_name: Mapped[bool] = mapped_column(Boolean)  # complainant.real_name: not personal data itself
     summary: Mapped[str] = mapped_column(Text)
@@ -75,7 +75,7 @@ class Complainant(Base):
     __tablename__ = "complainants"
 
     complaint_id: Mapped[str] = mapped_column(
-        String(64), ForeignKey("complaints.id", ondelete="CASCADE"), primary_key=True
+        String(64), primary_key=True  # of complaints: written with it by gateway.ingest.store only
     )
     name: Mapped[str | None] = mapped_column(String(200))
     phone: Mapped[str | None] = mapped_column(String(40))
@@ -85,7 +85,7 @@ class Event(Base):
     __tablename__ = "events"
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
-    complaint_id: Mapped[str] = mapped_column(String(64), ForeignKey("complaints.id", ondelete="CASCADE"))
+    complaint_id: Mapped[str] = mapped_column(String(64))  # of complaints: written with it by the store only
     seq: Mapped[int] = mapped_column(Integer)  # position in the record's history: by `at`, ties as given
     type: Mapped[str] = mapped_column(String(24))
     at: Mapped[datetime] = mapped_column(UTCDateTime)

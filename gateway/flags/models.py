@@ -4,6 +4,8 @@
   with its issuing unit's ancestors for jurisdiction;
 - `outbox` (`OutboxItem`) holds what is to be delivered to an external system, with the payload frozen at
   the first delivery attempt so that every retry sends the same body under the same Idempotency-Key;
+- `surge_counts` (`SurgeCount`): per enterprise and month, the records that count towards a surge, so that a
+  bulk load counts only the few enterprises near a surge from the records themselves;
 - `early_warnings` (`AlertRow`): early-warning alerts (动态预警), one per county, category and day;
 - `incident_links`: which complaints each incident the gateway raised came from (the emergency system looks
   incidents up by incident id only; `Complaint.incidents` reads them back in one batch), and
@@ -54,6 +56,18 @@ class FlagRow(Base):
         return (cls.i1, cls.i2, cls.i3, cls.i4, cls.i5)
 
     __table_args__ = (Index("ix_complaint_flags_updated", "updated_at", "flag_id"),)
+
+
+class SurgeCount(Base):
+    """Records (COMPLAINT, REPORT) of one enterprise in one Asia/Shanghai month (`YYYY-MM`). Never fewer than
+    the records stored: inserts add to it, and it is exact again wherever the rule counts the records
+    themselves (gateway.flags.rules._surges), which it does before any finding."""
+
+    __tablename__ = "surge_counts"
+
+    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    records: Mapped[int] = mapped_column(Integer)
 
 
 class OutboxItem(Base):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -29,12 +29,12 @@ from sqlalchemy import Table, bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.complaints.models import Complaint, Event
-from gateway.core.bulk import insert_ignoring_duplicates
+from gateway.core.bulk import dialect_insert, insert_ignoring_duplicates
 from gateway.core.db import chunked
 from gateway.core.feed import Alert, publish_alerts
 from gateway.core.time import SHANGHAI, as_utc, format_instant
 from gateway.flags.metrics import count_on_commit
-from gateway.flags.models import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem
+from gateway.flags.models import CREDIT, EMERGENCY, PENDING, FlagRow, OutboxItem, SurgeCount
 
 SURGE, CASE_FILED, CRITICAL_SAFETY = "COMPLAINT_SURGE", "CASE_FILED_FROM_REPORT", "CRITICAL_SAFETY"
 SURGE_MEDIUM, SURGE_HIGH = 5, 10  # records of one enterprise in one month
@@ -154,18 +154,20 @@ async def raise_flags(session: AsyncSession, changed_ids: list[str]) -> None:
 
 
 async def raise_flags_for(
-    session: AsyncSession, records: Sequence[Any], case_filed: dict[str, datetime | None] | None = None
+    session: AsyncSession, records: Sequence[Any], case_filed: dict[str, datetime | None] | None = None,
+    *, inserted: bool = False,
 ) -> None:
     """`raise_flags` for records the caller holds: each with the attributes of `_RECORD_COLUMNS` as stored
     (`summary` needed for CRITICAL ones only). `case_filed`: the first CASE_FILED instant of each REPORT with
-    a USCC, when the caller knows its events (a new record); None reads them from the store."""
+    a USCC, when the caller knows its events (a new record); None reads them from the store. `inserted`: the
+    records were inserted by this transaction just now, and only now (the surge counts add them)."""
     from gateway.flags.alerts import evaluate_alerts  # alerts imports this module's helpers
 
     if not records:
         return
     now = datetime.now(UTC)
     filed = await _case_filed(session, records) if case_filed is None else _case_filed_known(records, case_filed)
-    findings = [*_critical_safety(records), *filed, *await _surges(session, records)]
+    findings = [*_critical_safety(records), *filed, *await _surges(session, records, inserted)]
     await _store_findings(session, findings, now)
     await _queue_incidents(session, [r for r in records if r.urgency == "CRITICAL"], now)
     await evaluate_alerts(session, records, now)
@@ -223,29 +225,34 @@ SURGE_LOCKS = 1024
 _LOCK_CLASS = 12315  # the first half of the two-part advisory lock key: the surge counts' own space
 
 
-async def _surges(session: AsyncSession, records: Sequence[Any]) -> list[Finding]:
-    keys = {
+async def _surges(session: AsyncSession, records: Sequence[Any], inserted: bool) -> list[Finding]:
+    """Surge findings for the (USCC, month) keys of `records`. `inserted`: the records were just inserted
+    (each adds one to its key's stored count, and only keys whose count reaches SURGE_MEDIUM are counted
+    from the records); otherwise every key is counted from the records, as after a change of fields."""
+    batch = Counter(
         (r.respondent_uscc, month_of(r.received_day))
         for r in records
         if r.kind in SURGE_KINDS and r.respondent_uscc
-    }
-    if not keys:
+    )
+    if not batch:
         return []
     if session.get_bind().dialect.name == "postgresql":
         # Two transactions each adding a 5th record would each count 4 under READ COMMITTED and neither
         # would flag; locks over (USCC, month), taken in one sorted order, serialise those counts.
         await session.execute(
             text("SELECT pg_advisory_xact_lock(:cls, k) FROM unnest(CAST(:keys AS int[])) AS k"),
-            {"cls": _LOCK_CLASS, "keys": sorted({_lock_key(u, m) for u, m in keys})},
+            {"cls": _LOCK_CLASS, "keys": sorted({_lock_key(u, m) for u, m in batch})},
         )
-    by_key: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    if session.get_bind().dialect.name == "postgresql":
-        for row in await _surging_pg(session, sorted(keys)):
-            by_key[(row.respondent_uscc, row.month)].append(row)
-    else:
-        await _surging(session, keys, by_key)
+    stored = await _add_to_counts(session, batch) if inserted else {}
+    keys = sorted(k for k, n in stored.items() if n >= SURGE_MEDIUM) if inserted else sorted(batch)
+    if not keys:
+        return []
+    counted = await _count_records(session, keys)
+    # The stored count is exact again wherever the records were just counted (it may have run ahead of
+    # them: a record that moved to another enterprise or month, a record two writers inserted at once).
+    await _set_counts(session, {k: len(counted.get(k, ())) for k in keys if len(counted.get(k, ())) != stored.get(k)})
     out = []
-    for (uscc, month), matching in by_key.items():
+    for (uscc, month), matching in counted.items():
         severity = surge_severity(len(matching))
         if severity:
             start, end = month_window(month)
@@ -254,20 +261,78 @@ async def _surges(session: AsyncSession, records: Sequence[Any]) -> list[Finding
     return out
 
 
+_SURGE_COUNTS: Table = SurgeCount.__table__  # type: ignore[assignment]
+
+
+async def _add_to_counts(session: AsyncSession, batch: Counter[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """Add the batch's records to the stored count of each key (in key order); returns the counts now."""
+    return await _write_counts(session, dict(batch), add=True)
+
+
+async def _set_counts(session: AsyncSession, counts: dict[tuple[str, str], int]) -> None:
+    """Store these exact counts (in key order)."""
+    await _write_counts(session, counts, add=False)
+
+
+_UPSERT_COUNTS_PG = (
+    "INSERT INTO surge_counts (uscc, month, records)"
+    " SELECT * FROM unnest(CAST(:usccs AS text[]), CAST(:months AS text[]), CAST(:counts AS int[]))"
+    " ON CONFLICT (uscc, month) DO UPDATE SET records = {value} RETURNING uscc, month, records"
+)
+
+
+async def _write_counts(
+    session: AsyncSession, counts: dict[tuple[str, str], int], add: bool
+) -> dict[tuple[str, str], int]:
+    keys = sorted(counts)
+    if not keys:
+        return {}
+    if session.get_bind().dialect.name == "postgresql":  # one statement of three arrays, whatever the keys
+        value = "surge_counts.records + EXCLUDED.records" if add else "EXCLUDED.records"
+        rows = await session.execute(text(_UPSERT_COUNTS_PG.format(value=value)), {
+            "usccs": [u for u, _ in keys], "months": [m for _, m in keys], "counts": [counts[k] for k in keys],
+        })
+        return {(u, m): n for u, m, n in rows.all()}
+    out: dict[tuple[str, str], int] = {}
+    for chunk in chunked(keys, 2000):
+        stmt = dialect_insert("sqlite", _SURGE_COUNTS).values(
+            [{"uscc": u, "month": m, "records": counts[(u, m)]} for u, m in chunk]
+        )
+        records = _SURGE_COUNTS.c.records + stmt.excluded.records if add else stmt.excluded.records
+        stmt = stmt.on_conflict_do_update(index_elements=["uscc", "month"], set_={"records": records})
+        rows = await session.execute(stmt.returning(*_SURGE_COUNTS.c))
+        out.update({(u, m): n for u, m, n in rows.all()})
+    return out
+
+
+async def _count_records(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:
+    """The records of each key that has any: all of them where a key has SURGE_MEDIUM or more (id, u1..u5),
+    one placeholder row each below (only their number counts)."""
+    by_key: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    if session.get_bind().dialect.name == "postgresql":
+        for row in await _surging_pg(session, keys):
+            by_key[(row.respondent_uscc, row.month)].extend([row] if row.n >= SURGE_MEDIUM else [row] * row.n)
+    else:
+        await _surging(session, set(keys), by_key)
+    return by_key
+
+
 async def _surging_pg(session: AsyncSession, keys: list[tuple[str, str]]) -> list[Any]:
-    """The records of every (USCC, month) of `keys` that has SURGE_MEDIUM or more, in one statement: each key
-    an index range scan on (respondent_uscc, received_day), counted where the rows are."""
+    """The records of every (USCC, month) of `keys` that has SURGE_MEDIUM or more, with `n` their number, and
+    one row with `n` of each other key that has records; in one statement: each key an index range scan on
+    (respondent_uscc, received_day), counted where the rows are."""
     windows = [month_window(month) for _, month in keys]
     rows = await session.execute(
         text(
-            "SELECT respondent_uscc, month, id, u1, u2, u3, u4, u5 FROM ("
+            "SELECT respondent_uscc, month, id, u1, u2, u3, u4, u5, n FROM ("
             " SELECT c.respondent_uscc, k.month, c.id, c.u1, c.u2, c.u3, c.u4, c.u5,"
-            " count(*) OVER (PARTITION BY k.uscc, k.month) AS n"
+            " count(*) OVER (PARTITION BY k.uscc, k.month) AS n,"
+            " row_number() OVER (PARTITION BY k.uscc, k.month) AS i"
             " FROM unnest(CAST(:usccs AS text[]), CAST(:months AS text[]), CAST(:firsts AS date[]),"
             " CAST(:ends AS date[])) AS k(uscc, month, first_day, end_day)"
             " JOIN complaints c ON c.respondent_uscc = k.uscc AND c.received_day >= k.first_day"
             " AND c.received_day < k.end_day AND c.kind = ANY(CAST(:kinds AS text[]))"
-            ") counted WHERE n >= :medium"
+            ") counted WHERE n >= :medium OR i = 1"
         ),
         {
             "usccs": [u for u, _ in keys], "months": [m for _, m in keys],
@@ -281,7 +346,7 @@ async def _surging_pg(session: AsyncSession, keys: list[tuple[str, str]]) -> lis
 async def _surging(
     session: AsyncSession, keys: set[tuple[str, str]], by_key: dict[tuple[str, str], list[Any]]
 ) -> None:
-    """`_surging_pg` in portable SQL: per month, the batch's USCCs on the (respondent_uscc, received_day)
+    """`_count_records` in portable SQL: per month, the keys' USCCs on the (respondent_uscc, received_day)
     index, counted first; only the keys that reach a surge need their records."""
     by_month: dict[str, list[str]] = defaultdict(list)
     for uscc, month in sorted(keys):
@@ -295,12 +360,15 @@ async def _surging(
         surging: list[str] = []
         for chunk in chunked(usccs):
             counted = await session.execute(
-                select(Complaint.respondent_uscc)
+                select(Complaint.respondent_uscc, func.count())
                 .where(Complaint.respondent_uscc.in_(chunk), *within)
                 .group_by(Complaint.respondent_uscc)
-                .having(func.count() >= SURGE_MEDIUM)
             )
-            surging += [u for u in counted.scalars().all() if u is not None]
+            for uscc, n in counted.all():
+                if n >= SURGE_MEDIUM:
+                    surging.append(uscc)
+                else:
+                    by_key[(uscc, month)].extend([None] * n)
         for chunk in chunked(surging):
             rows = await session.execute(
                 select(Complaint.id, Complaint.respondent_uscc, *_unit_columns())

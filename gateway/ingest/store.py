@@ -191,7 +191,7 @@ async def store_chunk(
     if fast:
         new = [metas[i] for i in fast]
         await rollups.add(session, [m.id for m in new])
-        await raise_flags_for(session, new, {m.id: m.case_filed_at for m in new})
+        await raise_flags_for(session, new, {m.id: m.case_filed_at for m in new}, inserted=True)
         result.inserted += len(fast)
     return result
 

@@ -4,14 +4,16 @@ escalation, and that flags commit or roll back with the data that raised them.""
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select, update
 
+from gateway.complaints.models import Complaint
 from gateway.core.db import transaction
-from gateway.flags.models import CREDIT, EMERGENCY, OutboxItem
-from gateway.flags.rules import CASE_FILED, CRITICAL_SAFETY, SURGE, flag_id
+from gateway.flags.models import CREDIT, EMERGENCY, OutboxItem, SurgeCount
+from gateway.flags.rules import CASE_FILED, CRITICAL_SAFETY, SURGE, SURGE_KINDS, SURGE_MEDIUM, flag_id, month_of
 from gateway.flags.store import list_flags
 from gateway.ingest.store import ingest_raw
 from gateway.units.jurisdiction import Jurisdiction
@@ -65,6 +67,55 @@ async def test_only_complaints_and_reports_of_the_same_enterprise_count(world: D
     await store(world, [rec("R2", "2024-03-12T09:00:00+08:00", kind="REPORT")])
     [flag] = await all_flags(world)
     assert flag.complaint_ids == ["M000", "M001", "M002", "R1", "R2"]
+
+
+async def _surge_counts(db: Database) -> tuple[dict[tuple[str, str], int], dict[tuple[str, str], list[str]]]:
+    """(the stored surge counts, the records of each (USCC, month) as the rule counts them)."""
+    async with db.sessionmaker() as session:
+        stored = {(u, m): n for u, m, n in (await session.execute(select(SurgeCount.uscc, SurgeCount.month,
+                                                                          SurgeCount.records))).all()}
+        rows = (await session.execute(select(Complaint.id, Complaint.respondent_uscc, Complaint.received_day)
+                                      .where(Complaint.kind.in_(SURGE_KINDS)))).all()
+    records: dict[tuple[str, str], list[str]] = {}
+    for rid, uscc, day in rows:
+        if uscc:
+            records.setdefault((uscc, month_of(day)), []).append(rid)
+    return stored, records
+
+
+async def test_a_record_moved_away_is_not_counted_when_the_next_one_arrives(world: Database) -> None:
+    await store(world, march(4))
+    await store(world, [rec("M001", "2024-03-10T10:01:00+08:00", uscc=OTHER_USCC)])  # to another enterprise
+    await store(world, [rec("M900", "2024-03-28T08:00:00+08:00")])  # 4 of USCC's records, not 5
+    assert await all_flags(world) == []
+    stored, records = await _surge_counts(world)
+    assert stored[(USCC, "2024-03")] == len(records[(USCC, "2024-03")]) == 4  # counted, and mended
+    await store(world, [rec("M001", "2024-03-10T10:01:00+08:00")])  # back: the fifth
+    [flag] = await all_flags(world)
+    assert flag.flag_id == flag_id(SURGE, USCC, "2024-03") and "M001" in flag.complaint_ids
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_surge_counts_never_fall_behind_and_every_surge_is_found(world: Database, seed: int) -> None:
+    """Random new records and changes of enterprise, month and kind, in batches: after each, no stored count
+    is below the records it counts, and every (USCC, month) with five or more records has its flag."""
+    rng = random.Random(seed)
+    usccs, days = [USCC, OTHER_USCC], ["2024-03-30T10:00:00+08:00", "2024-04-01T10:00:00+08:00"]
+    known: list[str] = []
+    for step in range(12):
+        batch = []
+        for i in range(rng.randrange(1, 6)):
+            rid = rng.choice(known) if known and rng.random() < 0.4 else f"R{step}-{i}"
+            known.append(rid)
+            batch.append(rec(rid, rng.choice(days), uscc=rng.choice(usccs),
+                             kind=rng.choice(["COMPLAINT", "COMPLAINT", "REPORT", "INQUIRY"])))
+        await store(world, list({r["id"]: r for r in batch}.values()))
+        stored, records = await _surge_counts(world)
+        assert all(stored.get(key, 0) >= len(ids) for key, ids in records.items()), (stored, records)
+        flags = {f.flag_id: f for f in await all_flags(world)}
+        for (uscc, month), ids in records.items():
+            if len(ids) >= SURGE_MEDIUM:
+                assert set(ids) <= set(flags[flag_id(SURGE, uscc, month)].complaint_ids)
 
 
 async def test_surge_rises_to_high_at_ten_under_the_same_flag_id(world: Database) -> None:

@@ -121,25 +121,35 @@ def _upsert(dialect: str, table: Any, key: list[str], values: list[str], source:
     )
 
 
-def _ids_param(column: Any, dialect: str) -> ColumnElement[bool]:
+def _facts_of(model: Any, dialect: str, by_ids: bool) -> tuple[Any, Any, ColumnElement[bool]]:
+    """(columns, FROM clause, WHERE condition) of the rows of a facts table that belong to the records `:ids`
+    (by_ids), or of all its rows. On PostgreSQL by a LATERAL lookup per id: a condition `complaint_id =
+    ANY(:ids)` lets the planner prefer a scan of the whole table (its cost model takes index pages for
+    disk reads), and a load that stores a few thousand records per transaction then reads every stored
+    row in every transaction."""
+    if not by_ids:
+        return model, model, true()
     if dialect == "postgresql":
-        return column == any_(bindparam("ids", type_=ARRAY(String)))
-    return column.in_(bindparam("ids", expanding=True))
+        ids = select(func.unnest(bindparam("ids", type_=ARRAY(String))).label("id")).subquery("ids")
+        # OFFSET 0 keeps the subquery from being flattened into a join, which the planner could hash again.
+        rows = (select(model.__table__).where(model.complaint_id == ids.c.id).offset(0)
+                .lateral(f"{model.__tablename__}_rows"))
+        return rows.c, ids.join(rows, true()), true()
+    return model, model, model.complaint_id.in_(bindparam("ids", expanding=True))
 
 
 @lru_cache(maxsize=8)
 def _statements(dialect: str, by_ids: bool) -> tuple[Any, Any]:
     """The two upserts (kpi_rollup, kpi_open_rollup) adding `:sign` times the final views of the records
     whose ids are `:ids` (by_ids) or of every record; built once (a statement object keeps its cache key)."""
-    r, o = KpiRecordFact, KpiObligationFact
-    if by_ids:
-        return _build(dialect, _ids_param(r.complaint_id, dialect), _ids_param(o.complaint_id, dialect))
-    return _build(dialect, true(), true())
+    return _build(dialect, _facts_of(KpiRecordFact, dialect, by_ids), _facts_of(KpiObligationFact, dialect, by_ids))
 
 
-def _build(dialect: str, records: ColumnElement[bool], steps: ColumnElement[bool]) -> tuple[Any, Any]:
+def _build(dialect: str, records: tuple[Any, Any, ColumnElement[bool]], steps: tuple[Any, Any, ColumnElement[bool]]
+           ) -> tuple[Any, Any]:
     sign = bindparam("sign", type_=Integer)
-    r, o = KpiRecordFact, KpiObligationFact
+    r, r_from, r_where = records
+    o, o_from, o_where = steps
     d = _depths()
     deepest = max(ROLLUP_DEPTHS)
     units = [f"u{n}" for n in range(1, deepest + 1)]
@@ -155,7 +165,8 @@ def _build(dialect: str, records: ColumnElement[bool], steps: ColumnElement[bool
         select(*(k.label(n) for k, n in zip(base_key, [*units, "received_day", "policies", "due_year"],
                                             strict=True)),
                *(func.sum(measures[m]).label(m) for m in ROLLUP_MEASURES))
-        .where(records)
+        .select_from(r_from)
+        .where(r_where)
         .group_by(*base_key)
         .subquery("facts")
     )
@@ -179,9 +190,9 @@ def _build(dialect: str, records: ColumnElement[bool], steps: ColumnElement[bool
 
     open_inner = (
         select(d.c.depth, *_unit_keys(d.c.depth, o), o.received_day, o.due_day, o.obligation)
-        .select_from(o)
+        .select_from(o_from)
         .join(d, true())
-        .where(o.valid_to.is_(None), o.fulfilled_at.is_(None), steps)
+        .where(o.valid_to.is_(None), o.fulfilled_at.is_(None), o_where)
         .subquery("open_steps")
     )
     open_key = ["depth", "u1", "u2", "u3", "u4", "u5", "received_day", "due_day", "obligation"]

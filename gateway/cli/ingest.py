@@ -11,7 +11,7 @@ from gateway.cli.base import CommandError, command, open_store
 from gateway.core.db import transaction
 from gateway.core.settings import Settings
 from gateway.core.upstreams import connector_config
-from gateway.ingest.importer import BLOCK, UnreadableFile, import_file
+from gateway.ingest.importer import BLOCK, RECORDS_PER_TRANSACTION, UnreadableFile, import_file
 from gateway.ingest.sync import PAGE_SIZE, NoUnits, run_forever, sync_until_caught_up
 from gateway.ingest.units_file import UnitFileError, decode_units_file, import_units
 from gateway.ingest.workers import Decoders, default_workers
@@ -27,8 +27,11 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--workers", type=int, help="processes that decode records (default: one per core; "
                    "none for files under 1 MB)")
-    p.add_argument("--block-size", type=int, default=BLOCK, help=f"bytes of lines stored per transaction "
+    p.add_argument("--block-size", type=int, default=BLOCK, help=f"bytes of lines decoded together "
                    f"(default {BLOCK >> 20} MiB)")
+    p.add_argument("--records-per-transaction", type=int, default=RECORDS_PER_TRANSACTION,
+                   help=f"blocks are stored together until they hold this many records (default "
+                   f"{RECORDS_PER_TRANSACTION}; 1: a transaction per block)")
 
     p = sub.add_parser("sync", help="pull changes from the complaint platform, resuming from the stored cursor")
     p.add_argument("--once", action="store_true", help="stop once caught up instead of following the feed")
@@ -80,6 +83,8 @@ async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError("--workers must be 0 or more")
     if args.block_size < 1:
         raise CommandError("--block-size must be at least 1")
+    if args.records_per_transaction < 1:
+        raise CommandError("--records-per-transaction must be at least 1")
     try:
         size: int | None = path.stat().st_size
     except OSError:
@@ -90,7 +95,8 @@ async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     rejects = open(args.rejects, "w", encoding="utf-8") if args.rejects else None  # noqa: SIM115
     try:
         report = await import_file(
-            sm, path, rejects=rejects, progress=not args.quiet, decoders=decoders, block_size=args.block_size
+            sm, path, rejects=rejects, progress=not args.quiet, decoders=decoders, block_size=args.block_size,
+            records_per_transaction=args.records_per_transaction,
         )
     except UnreadableFile as exc:
         raise CommandError(str(exc), status=2) from None

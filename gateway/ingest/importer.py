@@ -1,8 +1,8 @@
 """`gateway import`: stream a JSON Lines file (optionally gzipped) into the store in batches.
 
 A bad line is reported by line number and reason and skipped; nothing valid is lost because of it. Lines are
-read in blocks, decoded by worker processes (`gateway.ingest.workers`) and stored block by block, in order,
-by this process (`gateway.ingest.store.store_chunk`): new records by COPY, known ones by the per-record path.
+read in blocks, decoded by worker processes (`gateway.ingest.workers`) and stored a few blocks at a time, in
+order, by this process (`gateway.ingest.store.store_chunk`): new records by COPY, known ones by the per-record path.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from tqdm import tqdm
 from gateway.core.db import transaction
 from gateway.flags.alerts import deferred_alerts
 from gateway.ingest.metrics import count_rejected
-from gateway.ingest.pipeline import Chunk
+from gateway.ingest.pipeline import Chunk, merge_blocks
 from gateway.ingest.store import Rejection, prepare_decoders, store_chunk
 from gateway.ingest.workers import Decoders
 
-BLOCK = 4 << 20  # bytes of lines decoded and stored together (about 4,000 records, one transaction)
+BLOCK = 4 << 20  # bytes of lines decoded together (about 4,000 records)
+RECORDS_PER_TRANSACTION = 12_000  # blocks are stored together until they hold this many records
 RAW_MAX = 64 * 1024  # bytes of a rejected line copied into the rejects file
 
 
@@ -91,15 +92,18 @@ async def import_file(
     progress: bool = True,
     decoders: Decoders | None = None,
     block_size: int = BLOCK,
+    records_per_transaction: int = RECORDS_PER_TRANSACTION,
 ) -> ImportReport:
-    """Store every valid line of `path` (JSON Lines, optionally gzipped), in one transaction per block of
-    lines; report each bad line (stderr, and `rejects` as JSON Lines). `decoders`: worker processes to decode
-    in (default: decode in this process). Raises UnreadableFile when the file cannot be read."""
+    """Store every valid line of `path` (JSON Lines, optionally gzipped), in transactions of whole blocks of
+    lines holding `records_per_transaction` records or more (the last one fewer); report each bad line
+    (stderr, and `rejects` as JSON Lines). `decoders`: worker processes to decode in (default: decode in
+    this process). Raises UnreadableFile when the file cannot be read."""
     own = decoders is None
     decoders = decoders or Decoders(0)
     try:
         async with deferred_alerts(sessionmaker):
-            return await _import(sessionmaker, path, rejects, progress, decoders, block_size)
+            return await _import(sessionmaker, path, rejects, progress, decoders, block_size,
+                                 records_per_transaction)
     finally:
         if own:
             decoders.close()
@@ -112,6 +116,7 @@ async def _import(
     progress: bool,
     decoders: Decoders,
     block_size: int,
+    records_per_transaction: int,
 ) -> ImportReport:
     report = ImportReport()
     units = await prepare_decoders(sessionmaker, decoders)
@@ -122,9 +127,28 @@ async def _import(
         raw_file: Any = getattr(stream, "fileobj", None) or stream
         last_pos = 0
 
-        async def write(decoding: asyncio.Future[Chunk], pos: int) -> None:
+        pending: list[Chunk] = []  # decoded blocks waiting to be stored together
+        read_pos = 0  # bytes of the file behind the blocks written or pending
+
+        async def store() -> None:
             nonlocal last_pos
+            if pending:
+                chunk = merge_blocks(pending)
+                pending.clear()
+                async with transaction(sessionmaker) as session:
+                    result = await store_chunk(session, chunk, units, source="import")
+                report.stored += len(chunk.metas)
+                report.inserted += result.inserted
+                report.updated += result.updated
+                report.unchanged += result.unchanged
+                report.stale += result.stale
+            bar.update(read_pos - last_pos)
+            last_pos = read_pos
+
+        async def write(decoding: asyncio.Future[Chunk], pos: int) -> None:
+            nonlocal read_pos
             chunk = await decoding
+            read_pos = pos
             report.lines = chunk.lines
             for (number, rid, reason), (start, stop) in zip(chunk.rejected, chunk.rejected_spans, strict=True):
                 rejection = Rejection(number, rid, reason)
@@ -135,15 +159,11 @@ async def _import(
                     text = chunk.source[start:stop]
                     rejects.write(json.dumps(rejected_line(rejection, text), ensure_ascii=False) + "\n")
             if chunk.metas:
-                async with transaction(sessionmaker) as session:
-                    result = await store_chunk(session, chunk, units, source="import")
-                report.stored += len(chunk.metas)
-                report.inserted += result.inserted
-                report.updated += result.updated
-                report.unchanged += result.unchanged
-                report.stale += result.stale
-            bar.update(pos - last_pos)
-            last_pos = pos
+                pending.append(chunk)
+            # Blocks are stored several to a transaction: the rollups and surge counts a transaction updates
+            # are shared by its records, so bigger ones update each row once for more records.
+            if sum(len(c.metas) for c in pending) >= records_per_transaction:
+                await store()
 
         # Blocks are decoded ahead (by the workers) while the one before is written; written in order.
         ahead: deque[tuple[asyncio.Future[Chunk], int]] = deque()
@@ -154,6 +174,7 @@ async def _import(
                     await write(*ahead.popleft())
             while ahead:
                 await write(*ahead.popleft())
+            await store()
         finally:
             for decoding, _ in ahead:
                 decoding.cancel()

@@ -129,6 +129,31 @@ class Chunk:
         return self.source[self.metas[i].position]
 
 
+def merge_blocks(chunks: Sequence[Chunk]) -> Chunk:
+    """Consecutive chunks of blocks (`decode_block`, each with its block as `source`) as one chunk: their
+    records in order, their rows table by table, so that they can be stored in one transaction."""
+    if len(chunks) == 1:
+        return chunks[0]
+    out = Chunk(lines=chunks[-1].lines, source=b"".join(c.source for c in chunks))
+    base = 0
+    for c in chunks:
+        out.rejected += c.rejected
+        out.rejected_spans += [(start + base, end + base) for start, end in c.rejected_spans]
+        out.metas += c.metas
+        out.spans += [(start + base, end + base) for start, end in c.spans]
+        base += len(c.source)
+    for table in TABLES:
+        parts = [c.tables[table] for c in chunks]
+        offsets, shift = [0], 0
+        for rows, row_offsets in parts:
+            offsets += [o + shift for o in row_offsets[1:]]
+            shift += len(rows)
+        first = parts[0][0]
+        out.tables[table] = (b"".join(r for r, _ in parts) if isinstance(first, bytes)
+                             else [row for r, _ in parts for row in r], offsets)
+    return out
+
+
 # ------------------------------------------------------------------------------------------ worker state
 
 

@@ -93,11 +93,13 @@ class Decoders:
                 chunk.source = source
                 done.set_result(chunk)
             return done
-        future = asyncio.wrap_future(self.executor.submit(fn, self.packed, *args), loop=loop)
+        decoded = asyncio.wrap_future(self.executor.submit(fn, self.packed, *args), loop=loop)
 
-        def keep_source(f: asyncio.Future[Chunk]) -> None:  # runs before whoever awaits `future` resumes
-            if not f.cancelled() and f.exception() is None:
-                f.result().source = source
+        # The source is set before anyone sees the chunk. (A done-callback would not do: a coroutine that
+        # awaits the future after it completed resumes before the callbacks scheduled by its completion.)
+        async def with_source() -> Chunk:
+            chunk = await decoded
+            chunk.source = source
+            return chunk
 
-        future.add_done_callback(keep_source)
-        return future
+        return asyncio.ensure_future(with_source())

@@ -44,9 +44,25 @@ TABLES = {
 STAMPED = ("issued_at", "reported_at")  # payload fields that carry "now"
 
 
+# What the dropped foreign keys guarded (migration 0015), held by the store itself: each must find nothing.
+ORPHANS = {
+    "events without their record": "SELECT e.id FROM events e LEFT JOIN complaints c ON c.id = e.complaint_id"
+                                   " WHERE c.id IS NULL",
+    "complainants without their record": "SELECT p.complaint_id FROM complainants p LEFT JOIN complaints c"
+                                         " ON c.id = p.complaint_id WHERE c.id IS NULL",
+    "records without their complainant": "SELECT c.id FROM complaints c LEFT JOIN complainants p"
+                                         " ON p.complaint_id = c.id WHERE p.complaint_id IS NULL",
+    "records of an unknown unit": "SELECT c.id FROM complaints c LEFT JOIN org_units u ON u.code = c.handling_unit"
+                                  " WHERE u.code IS NULL",
+}
+
+
 async def snapshot(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every compared table's rows; and a check that nothing is orphaned (ORPHANS)."""
     out: dict[str, list[tuple[Any, ...]]] = {}
     async with db.sessionmaker() as session:
+        for what, query in ORPHANS.items():
+            assert (await session.execute(text(query))).all() == [], what
         for table, (columns, order) in TABLES.items():
             rows = (await session.execute(text(f"SELECT {columns} FROM {table} ORDER BY {order}"))).all()
             out[table] = [tuple(_plain(v) for v in row) for row in rows]
@@ -186,7 +202,8 @@ async def test_import_in_worker_processes_stores_what_one_process_stores(
     for db, workers in zip(twins, ("0", "2"), strict=True):
         rejects = tmp_path / f"rejects-{workers}.jsonl"
         done = gateway(db, "import", str(data), "--quiet", "--workers", workers, "--rejects", str(rejects),
-                       "--block-size", "20000")  # about 20 records a block: many blocks, both workers busy
+                       "--block-size", "20000", "--records-per-transaction", "50")
+        # about 20 records a block: many blocks, both workers busy, stored three to a transaction
         outcomes.append((done.returncode, done.stdout, rejects.read_text(encoding="utf-8"),
                          [x for x in done.stderr.splitlines() if x.startswith("line ")]))
     assert outcomes[0] == outcomes[1]

@@ -20,14 +20,22 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.schema import CreateIndex
 
 from gateway.complaints.models import Complaint, Event
 from gateway.core.bulk import bulk_insert_ignoring_duplicates
 from gateway.core.state import get_state, set_state
 from gateway.reports import rollups
-from gateway.reports.models import FACT_MODELS, RECORD_FACT_MODELS, KpiCallbackFact, KpiObligationFact, KpiRecordFact
+from gateway.reports.models import (
+    FACT_MODELS,
+    RECORD_FACT_MODELS,
+    ROLLUP_TABLES,
+    KpiCallbackFact,
+    KpiObligationFact,
+    KpiRecordFact,
+)
 from gateway.reports.rollups import id_in
 from kpi.calendar import WorkCalendar
 from kpi.obligations import EventIn, RecordFacts, RecordIn, derive, final_view
@@ -40,6 +48,7 @@ CONFIG_KEY = "kpi.facts_config"
 # older version are derived again on first use.
 FACTS_LAYOUT = 2
 RECORDS_PER_DERIVATION = 2000  # records whose facts are derived with one read, one delete, one insert
+REBUILD_BATCH = 5000  # records read, derived and copied together by `rebuild_all` on PostgreSQL
 # Event types that any rule of kpi.md looks at; the others (DISPATCHED, TRANSFERRED, ...) are not loaded.
 RELEVANT_EVENTS = (
     "ACCEPTED", "REJECTED", "MEDIATION_SUCCEEDED", "MEDIATION_FAILED", "CLOSED", "EXTENDED",
@@ -222,9 +231,19 @@ async def _replace_facts(session: AsyncSession, ids: Sequence[str], facts: Seque
     await rollups.add(session, ids)
 
 
-async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = RECORDS_PER_DERIVATION) -> int:
-    """Derive every record's facts again (after the calendar or a policy changed), and the rollups from them;
-    returns the count of records."""
+async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int | None = None) -> int:
+    """Derive every record's facts again (after the calendar or a policy changed), and the rollups from them,
+    in the caller's transaction; returns the count of records.
+
+    Streamed: records are read in id order, `batch` at a time with their events, derived, and their facts
+    written by binary COPY (PostgreSQL) or multi-row INSERTs, so memory stays flat whatever the store holds.
+    On PostgreSQL the facts tables are emptied with TRUNCATE (no dead rows left behind; it holds an exclusive
+    lock on them until the transaction ends, so reports wait for the rebuild rather than read half of it)
+    and their secondary indexes are built once at the end instead of row by row.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return await _rebuild_all_pg(session, config, batch or REBUILD_BATCH)
+    batch = batch or RECORDS_PER_DERIVATION
     for model in FACT_MODELS:
         await session.execute(delete(model))
     count, after = 0, ""
@@ -238,6 +257,61 @@ async def rebuild_all(session: AsyncSession, config: KpiConfig, batch: int = REC
             break
         await _derive_batch(session, ids, config, replace=False)
         count, after = count + len(ids), ids[-1]
+    await rollups.rebuild(session)
+    await set_state(session, CONFIG_KEY, config.fingerprint)
+    return count
+
+
+_RECORDS_AFTER = (
+    "SELECT id, kind, channel, hotline, received_at, received_day, real_name, recovered_amount_cents,"
+    " u1, u2, u3, u4, u5 FROM complaints WHERE id > $1 ORDER BY id LIMIT $2"
+)
+_EVENTS_BETWEEN = (
+    "SELECT complaint_id, type, at, CAST(data ->> 'working_days' AS integer), data ->> 'satisfaction'"
+    " FROM events WHERE complaint_id >= $1 AND complaint_id <= $2 AND type = ANY($3::text[])"
+    " ORDER BY complaint_id, seq"
+)
+
+
+async def _rebuild_all_pg(session: AsyncSession, config: KpiConfig, batch: int) -> int:
+    conn = await session.connection()
+    raw = (await conn.get_raw_connection()).driver_connection
+    assert raw is not None
+    tables: list[Table] = [model.__table__ for model in RECORD_FACT_MODELS]  # type: ignore[misc]
+    indexes = [index for table in tables for index in table.indexes]
+    await raw.execute(f"TRUNCATE {', '.join(t.name for t in (*tables, *ROLLUP_TABLES))}")
+    for index in indexes:
+        await raw.execute(f"DROP INDEX IF EXISTS {index.name}")
+    columns = {"kpi_record_facts": list(RECORD_FACT_COLUMNS), "kpi_obligation_facts": list(OBLIGATION_FACT_COLUMNS),
+               "kpi_callback_facts": list(CALLBACK_FACT_COLUMNS)}
+    count, after = 0, ""
+    relevant = list(RELEVANT_EVENTS)
+    while True:
+        records = await raw.fetch(_RECORDS_AFTER, after, batch)
+        if not records:
+            break
+        events: dict[str, list[EventIn]] = {}
+        for cid, type_, at, working_days, satisfaction in await raw.fetch(
+            _EVENTS_BETWEEN, records[0][0], records[-1][0], relevant
+        ):
+            data = {"working_days": working_days} if type_ == "EXTENDED" else {"satisfaction": satisfaction}
+            events.setdefault(cid, []).append(EventIn(type_, at, data))
+        rows: tuple[list[Any], list[Any], list[Any]] = ([], [], [])
+        for rid, kind, channel, hotline, received_at, day, real_name, cents, u1, u2, u3, u4, u5 in records:
+            facts = derive(RecordIn(kind, received_at, real_name, events.get(rid, ())), config.calendar,
+                           config.policies)
+            record_row, obligations, callbacks = fact_tuples(
+                (rid, u1, u2, u3, u4, u5, day, received_at), kind, channel, hotline, cents, facts
+            )
+            rows[0].append(record_row)
+            rows[1].extend(obligations)
+            rows[2].extend(callbacks)
+        for name, table_rows in zip(columns, rows, strict=True):
+            if table_rows:
+                await raw.copy_records_to_table(name, records=table_rows, columns=columns[name])
+        count, after = count + len(records), records[-1][0]
+    for index in indexes:
+        await raw.execute(str(CreateIndex(index).compile(dialect=conn.dialect)))
     await rollups.rebuild(session)
     await set_state(session, CONFIG_KEY, config.fingerprint)
     return count

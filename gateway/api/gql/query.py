@@ -78,13 +78,11 @@ class Query(SupervisionQuery, graphene.ObjectType):
     async def resolve_complaint(root: Any, info: graphene.ResolveInfo, id: str) -> Any:
         ctx = context_of(info)
         ctx.require("reader")
-        row = ctx.loaders.complaint.load(id)
-        if _selects(info, "incidents"):
-            # The record's incident links are a second lookup in the store before the emergency system can be
-            # asked: started now, beside the record's, it is off the federated query's critical path. Only
-            # ever read if the record turns out visible (Complaint.incidents).
-            ctx.loaders.incident_ids.load(id)
-        found = await row
+        # A query for the record's incidents needs its incident links before the emergency system can be
+        # asked: read in the same round trip as the record, they are off the federated query's critical path.
+        # Only ever read if the record turns out visible (Complaint.incidents).
+        loader = ctx.loaders.complaint_with_incident_ids if _selects(info, "incidents") else ctx.loaders.complaint
+        found = await loader.load(id)
         return found if found is not None and ctx.sees_complaint(found) else None
 
     @staticmethod

@@ -81,6 +81,38 @@ async def test_upstream_calls_run_concurrently(gw: Gateway) -> None:
     assert elapsed < 0.75, f"three 300 ms systems took {elapsed:.2f}s: not concurrent"
 
 
+async def test_complaint_reads_its_incident_links_with_the_record(gw: Gateway) -> None:
+    """complaint(id) { incidents } reads the record and its links in one lookup: every link, in the order
+    they were made; none for a record without links; nothing at all outside the caller's jurisdiction."""
+    from datetime import timedelta
+
+    later = record_time() + timedelta(hours=1)
+    async with transaction(gw.db.sessionmaker) as session:
+        session.add(IncidentLink(complaint_id="R-STATION", incident_id="INC-A-SECOND", created_at=later))
+        await session.execute(IncidentLink.__table__.delete().where(IncidentLink.complaint_id == "R-COUNTY"))
+    gw.sims["emergency"].seed({"incidents": [incident_for("R-STATION") | {"incident_id": "INC-A-SECOND"}]})
+    gw.sims["emergency"].reset()
+
+    query = 'query($id: ID!) { complaint(id: $id) { id incidents { incidentId } } }'
+    a = await gw.gql(query, {"id": "R-STATION"})
+    assert not a.errors, a.errors
+    assert a.data["complaint"]["incidents"] == [{"incidentId": "INC-R-STATION"}, {"incidentId": "INC-A-SECOND"}]
+    assert gw.sims["emergency"].total_requests() == 1
+
+    b = await gw.gql(query, {"id": "R-COUNTY"})
+    assert not b.errors and b.data["complaint"] == {"id": "R-COUNTY", "incidents": []}
+
+    c = await gw.gql(query, {"id": "R-STATION-SIB"}, unit="510802001")  # a sibling station's record
+    assert not c.errors and c.data == {"complaint": None}
+    assert await gw.gql(query, {"id": "NOPE"}) and gw.sims["emergency"].total_requests() == 1
+
+    # the record asked for twice, with and without its incidents: one answer for both
+    d = await gw.gql('{ a: complaint(id: "R-STATION") { id summary } '
+                     'b: complaint(id: "R-STATION") { summary incidents { incidentId } } }')
+    assert not d.errors and d.data["a"]["summary"] == d.data["b"]["summary"]
+    assert len(d.data["b"]["incidents"]) == 2
+
+
 @pytest.mark.parametrize("down", ["credit", "enforcement", "emergency"])
 async def test_a_system_down_nulls_only_its_fields(gw: Gateway, down: str) -> None:
     gw.sims[down].faults(outage="503")

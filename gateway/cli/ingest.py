@@ -11,7 +11,8 @@ from gateway.cli.base import CommandError, command, open_store
 from gateway.core.db import transaction
 from gateway.core.settings import Settings
 from gateway.core.upstreams import connector_config
-from gateway.ingest.importer import BLOCK, RECORDS_PER_TRANSACTION, UnreadableFile, import_file
+from gateway.ingest.importer import BLOCK, UnreadableFile, import_file
+from gateway.ingest.store import RECORDS_PER_TRANSACTION
 from gateway.ingest.sync import PAGE_SIZE, NoUnits, run_forever, sync_until_caught_up
 from gateway.ingest.units_file import UnitFileError, decode_units_file, import_units
 from gateway.ingest.workers import Decoders, default_workers
@@ -37,6 +38,9 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--once", action="store_true", help="stop once caught up instead of following the feed")
     p.add_argument("--interval", type=float, default=5.0, help="seconds between polls when following")
     p.add_argument("--limit", type=int, default=PAGE_SIZE, help="records per page (1..1000)")
+    p.add_argument("--records-per-transaction", type=int, default=RECORDS_PER_TRANSACTION,
+                   help=f"pages are stored together until they hold this many records (default "
+                   f"{RECORDS_PER_TRANSACTION}; 1: a transaction per page)")
 
 
 @command("import-units")
@@ -120,20 +124,24 @@ async def cmd_sync(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError("GATEWAY_COMPLAINTS_URL is not set: there is no complaint platform to sync from")
     if not 1 <= args.limit <= PAGE_SIZE:
         raise CommandError(f"--limit must be 1..{PAGE_SIZE}")
+    if args.records_per_transaction < 1:
+        raise CommandError("--records-per-transaction must be at least 1")
     decoders = Decoders(default_workers())  # forked before this process opens connections or starts threads
     engine, sm = await open_store(settings)
     connector = ComplaintsConnector(config)
     try:
         if args.once:
             try:
-                report = await sync_until_caught_up(sm, connector, limit=args.limit, decoders=decoders)
+                report = await sync_until_caught_up(sm, connector, limit=args.limit, decoders=decoders,
+                                                    records_per_transaction=args.records_per_transaction)
             except UpstreamFailure as exc:
                 raise CommandError(f"{exc.code}: {exc}") from None
             except NoUnits as exc:
                 raise CommandError(str(exc)) from None
             print(f"{report.summary()}; {report.stored / max(report.seconds, 1e-9):.0f} records/s")
         else:
-            await run_forever(sm, connector, interval_s=args.interval, limit=args.limit, decoders=decoders)
+            await run_forever(sm, connector, interval_s=args.interval, limit=args.limit, decoders=decoders,
+                              records_per_transaction=args.records_per_transaction)
     finally:
         decoders.close()
         await connector.aclose()

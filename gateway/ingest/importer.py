@@ -24,12 +24,11 @@ from tqdm import tqdm
 from gateway.core.db import transaction
 from gateway.flags.alerts import deferred_alerts
 from gateway.ingest.metrics import count_rejected
-from gateway.ingest.pipeline import Chunk, merge_blocks
-from gateway.ingest.store import Rejection, prepare_decoders, store_chunk
+from gateway.ingest.pipeline import Chunk, merge_chunks
+from gateway.ingest.store import RECORDS_PER_TRANSACTION, Rejection, prepare_decoders, store_chunk
 from gateway.ingest.workers import Decoders
 
 BLOCK = 4 << 20  # bytes of lines decoded together (about 4,000 records)
-RECORDS_PER_TRANSACTION = 12_000  # blocks are stored together until they hold this many records
 RAW_MAX = 64 * 1024  # bytes of a rejected line copied into the rejects file
 
 
@@ -133,7 +132,7 @@ async def _import(
         async def store() -> None:
             nonlocal last_pos
             if pending:
-                chunk = merge_blocks(pending)
+                chunk = merge_chunks(pending)
                 pending.clear()
                 async with transaction(sessionmaker) as session:
                     result = await store_chunk(session, chunk, units, source="import")
@@ -160,8 +159,7 @@ async def _import(
                     rejects.write(json.dumps(rejected_line(rejection, text), ensure_ascii=False) + "\n")
             if chunk.metas:
                 pending.append(chunk)
-            # Blocks are stored several to a transaction: the rollups and surge counts a transaction updates
-            # are shared by its records, so bigger ones update each row once for more records.
+            # Blocks are stored several to a transaction (RECORDS_PER_TRANSACTION says why).
             if sum(len(c.metas) for c in pending) >= records_per_transaction:
                 await store()
 

@@ -129,18 +129,25 @@ class Chunk:
         return self.source[self.metas[i].position]
 
 
-def merge_blocks(chunks: Sequence[Chunk]) -> Chunk:
-    """Consecutive chunks of blocks (`decode_block`, each with its block as `source`) as one chunk: their
-    records in order, their rows table by table, so that they can be stored in one transaction."""
+def merge_chunks(chunks: Sequence[Chunk]) -> Chunk:
+    """Consecutive chunks of one load as one, to be stored in one transaction: their records in order, their
+    rows table by table. Chunks of blocks (`decode_block`, each with its block as `source`) or of item
+    batches (`decode_items`, each with its items as `source`), not mixed."""
     if len(chunks) == 1:
         return chunks[0]
-    out = Chunk(lines=chunks[-1].lines, source=b"".join(c.source for c in chunks))
+    blocks = isinstance(chunks[0].source, bytes)
+    out = Chunk(lines=chunks[-1].lines,
+                source=b"".join(c.source for c in chunks) if blocks else [i for c in chunks for i in c.source])
     base = 0
     for c in chunks:
-        out.rejected += c.rejected
-        out.rejected_spans += [(start + base, end + base) for start, end in c.rejected_spans]
-        out.metas += c.metas
-        out.spans += [(start + base, end + base) for start, end in c.spans]
+        if blocks:  # positions are line numbers; records are found by their bytes in the block
+            out.rejected += c.rejected
+            out.rejected_spans += [(start + base, end + base) for start, end in c.rejected_spans]
+            out.metas += c.metas
+            out.spans += [(start + base, end + base) for start, end in c.spans]
+        else:  # positions are indexes in the items
+            out.rejected += [(i + base, rid, reason) for i, rid, reason in c.rejected]
+            out.metas += [m._replace(position=m.position + base) for m in c.metas]
         base += len(c.source)
     for table in TABLES:
         parts = [c.tables[table] for c in chunks]

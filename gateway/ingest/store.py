@@ -38,9 +38,13 @@ from gateway.units.tree import UnitIndex, load_units
 from kpi import obligations
 
 __all__ = [
-    "IngestResult", "Rejection", "ingest_raw", "load_units", "raw_id", "replaces", "replaces_sql", "store_chunk",
-    "store_records", "upsert_records",
+    "RECORDS_PER_TRANSACTION", "IngestResult", "Rejection", "ingest_raw", "load_units", "raw_id", "replaces",
+    "replaces_sql", "store_chunk", "store_records", "upsert_records",
 ]
+
+# Records a bulk load (import, sync) stores per transaction: the rollup rows and surge counts a transaction
+# updates are shared by its records, so bigger transactions update each of them once for more records.
+RECORDS_PER_TRANSACTION = 12_000
 
 _COMPLAINTS: Table = Complaint.__table__  # type: ignore[assignment]
 _COMPLAINANTS: Table = Complainant.__table__  # type: ignore[assignment]

@@ -1,10 +1,11 @@
 """`gateway sync`: follow the complaint platform's changes feed into the store.
 
-Each page is stored in one transaction together with the cursor that follows it, so after a crash or a
-restart the sync resumes exactly after the last stored page: a page is either wholly in (records and
-cursor) or not at all, and re-reading a page that was not committed stores nothing twice (ingestion is
-idempotent by record id and event id). The page is fetched before the transaction opens, so no database
-transaction waits on the network. Records that break records.md are reported on stderr and skipped.
+Pages are stored a few at a time (about `RECORDS_PER_TRANSACTION` records), each transaction together with
+the cursor that follows its last page, so after a crash or a restart the sync resumes exactly after the last
+stored page: a page is either wholly in (records and cursor) or not at all, and re-reading a page that was
+not committed stores nothing twice (ingestion is idempotent by record id and event id). Pages are fetched
+before the transaction opens, so no database transaction waits on the network. Records that break
+records.md are reported on stderr and skipped.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +28,8 @@ from gateway.core.models import SyncState
 from gateway.core.state import get_state, set_state
 from gateway.flags.alerts import deferred_alerts
 from gateway.ingest.metrics import count_on_commit
-from gateway.ingest.pipeline import Chunk
-from gateway.ingest.store import Rejection, ingest_raw, prepare_decoders, store_chunk
+from gateway.ingest.pipeline import Chunk, merge_chunks
+from gateway.ingest.store import RECORDS_PER_TRANSACTION, Rejection, prepare_decoders, store_chunk
 from gateway.ingest.workers import Decoders
 from gateway.units.models import OrgUnit
 from gateway.units.tree import UnitIndex
@@ -74,15 +75,15 @@ async def read_cursor(sm: async_sessionmaker[AsyncSession]) -> str | None:
         return await get_state(session, CURSOR)
 
 
-async def store_page(
+async def store_pages(
     sm: async_sessionmaker[AsyncSession],
     expected_cursor: str | None,
-    page: ChangesPage,
-    chunk: Chunk | None = None,
-    units: UnitIndex | None = None,
-) -> list[Rejection]:
-    """Records and the next cursor in one transaction; CursorMoved if the stored cursor is not the one the
-    page was fetched with. `chunk`: the page's items decoded already (`Decoders.items`), with `units`."""
+    pages: Sequence[tuple[ChangesPage, Chunk]],
+    units: UnitIndex,
+) -> list[list[Rejection]]:
+    """Consecutive pages (each with its items decoded, `Decoders.items`) and the cursor after the last one,
+    in one transaction; CursorMoved if the stored cursor is not the one the first page was fetched with.
+    Returns each page's rejections (positions in its items)."""
     async with transaction(sm) as session:
         # FOR UPDATE (PostgreSQL) makes a concurrent sync wait here and then see the moved cursor.
         stored = (
@@ -90,14 +91,12 @@ async def store_page(
         ).scalar_one_or_none()
         if stored != expected_cursor:
             raise CursorMoved(f"cursor moved from {expected_cursor!r} to {stored!r}")
-        if chunk is None or units is None:
-            rejected = (await ingest_raw(session, list(page.items), source="sync")).rejected
-        else:
-            count_on_commit(session, "sync", "rejected", len(chunk.rejected))
-            await store_chunk(session, chunk, units, source="sync")
-            rejected = [Rejection(i, rid, reason) for i, rid, reason in chunk.rejected]
-        if page.next_cursor != expected_cursor:
-            await set_state(session, CURSOR, page.next_cursor)
+        rejected = [[Rejection(i, rid, reason) for i, rid, reason in chunk.rejected] for _, chunk in pages]
+        count_on_commit(session, "sync", "rejected", sum(map(len, rejected)))
+        await store_chunk(session, merge_chunks([chunk for _, chunk in pages]), units, source="sync")
+        next_cursor = pages[-1][0].next_cursor
+        if next_cursor != expected_cursor:
+            await set_state(session, CURSOR, next_cursor)
     return rejected
 
 
@@ -109,16 +108,20 @@ async def sync_until_caught_up(
     on_reject: Callable[[Rejection], None] = report_rejection,
     after_page: Callable[[SyncReport], Awaitable[None] | None] | None = None,
     decoders: Decoders | None = None,
+    records_per_transaction: int = RECORDS_PER_TRANSACTION,
 ) -> SyncReport:
-    """Pull pages from the stored cursor until the feed says there is nothing more. Upstream failures
-    (UpstreamFailure) propagate; whatever was stored before them stays stored. `decoders`: worker processes
-    that decode the pages (default: decoded in this process)."""
+    """Pull pages from the stored cursor until the feed says there is nothing more. Pages are stored several
+    to a transaction, until they hold `records_per_transaction` items (the cursor moves with each
+    transaction; `after_page` is called after each). Upstream failures (UpstreamFailure) propagate after the
+    pages fetched before them are stored. `decoders`: worker processes that decode the pages (default:
+    decoded in this process)."""
     own = decoders is None
     decoders = decoders or Decoders(0)
     try:
         async with deferred_alerts(sm):  # a catch-up is a bulk load: judge early warning once, at its end
             return await _catch_up(
-                sm, connector, limit=limit, on_reject=on_reject, after_page=after_page, decoders=decoders
+                sm, connector, limit=limit, on_reject=on_reject, after_page=after_page, decoders=decoders,
+                records_per_transaction=records_per_transaction,
             )
     finally:
         if own:
@@ -133,6 +136,7 @@ async def _catch_up(
     on_reject: Callable[[Rejection], None],
     after_page: Callable[[SyncReport], Awaitable[None] | None] | None,
     decoders: Decoders,
+    records_per_transaction: int,
 ) -> SyncReport:
     report = SyncReport()
     started = time.monotonic()
@@ -141,47 +145,81 @@ async def _catch_up(
             raise NoUnits("no org units loaded: run `gateway import-units FILE.csv` first")
         cursor = await get_state(session, CURSOR)
     units = await prepare_decoders(sm, decoders)
-
-    async def fetch(after: str | None) -> tuple[ChangesPage, asyncio.Future[Chunk]]:
-        page = await connector.changes_raw(after, limit)
-        return page, decoders.items(page.items)  # decoding starts as soon as the page is here
-
-    page, decoding = await fetch(cursor)
+    per_transaction = max(1, -(-records_per_transaction // max(1, limit)))  # pages, rounded up
     while True:
-        # Fetch (and decode) the next page while this one is stored: the network, the workers and the
-        # database work at once. The next page is only stored after this one committed: the feed's order.
-        ahead = asyncio.ensure_future(fetch(page.next_cursor)) if page.has_more else None
+        # Pages are fetched (and decoded) ahead while earlier ones are stored: the network, the workers and
+        # the database work at once. They are stored in the feed's order, each transaction after the last.
+        fetched: asyncio.Queue[_Fetched] = asyncio.Queue(maxsize=per_transaction + 1)
+        fetcher = asyncio.ensure_future(_fetch_pages(connector, decoders, cursor, limit, fetched))
         try:
-            rejected = await store_page(sm, cursor, page, await decoding, units)
-        except CursorMoved as exc:
-            await _discard(ahead)
-            log.warning("sync: %s; continuing from the stored cursor", exc)
-            cursor = await read_cursor(sm)
-            page, decoding = await fetch(cursor)
-            continue
-        except BaseException:
-            await _discard(ahead)
-            raise
-        for rejection in rejected:
-            on_reject(rejection)
-        cursor = page.next_cursor
-        report.pages += 1
-        report.received += len(page.items)
-        report.stored += len(page.items) - len(rejected)
-        report.rejected += rejected
-        report.cursor = cursor
-        report.seconds = time.monotonic() - started
-        try:
-            if after_page is not None:
-                maybe = after_page(report)
-                if maybe is not None:
-                    await maybe
-        except BaseException:
-            await _discard(ahead)
-            raise
-        if ahead is None:
-            return report
-        page, decoding = await ahead
+            while True:
+                group, end = await _next_group(fetched, records_per_transaction)
+                if group:
+                    chunks = [(page, await decoding) for page, decoding in group]
+                    try:
+                        rejected = await store_pages(sm, cursor, chunks, units)
+                    except CursorMoved as exc:
+                        log.warning("sync: %s; continuing from the stored cursor", exc)
+                        cursor = await read_cursor(sm)
+                        break
+                    cursor = group[-1][0].next_cursor
+                    for (page, _), page_rejected in zip(group, rejected, strict=True):
+                        for rejection in page_rejected:
+                            on_reject(rejection)
+                        report.pages += 1
+                        report.received += len(page.items)
+                        report.stored += len(page.items) - len(page_rejected)
+                        report.rejected += page_rejected
+                    report.cursor = cursor
+                    report.seconds = time.monotonic() - started
+                    if after_page is not None:
+                        maybe = after_page(report)
+                        if maybe is not None:
+                            await maybe
+                if isinstance(end, BaseException):
+                    raise end
+                if end is _LAST:
+                    return report
+        finally:
+            await _discard(fetcher)
+
+
+_LAST = object()  # the feed said it has no more
+_Fetched = tuple[ChangesPage, "asyncio.Future[Chunk]"] | BaseException | object
+
+
+async def _fetch_pages(
+    connector: ComplaintsConnector, decoders: Decoders, cursor: str | None, limit: int,
+    out: asyncio.Queue[_Fetched],
+) -> None:
+    """Pages from `cursor` on into `out`, each decoding as soon as it is here; then _LAST, or the failure
+    that stopped it."""
+    try:
+        while True:
+            page = await connector.changes_raw(cursor, limit)
+            await out.put((page, decoders.items(page.items)))
+            if not page.has_more:
+                await out.put(_LAST)
+                return
+            cursor = page.next_cursor
+    except Exception as exc:  # noqa: BLE001 - raised by the consumer, after what came before is stored
+        await out.put(exc)
+
+
+async def _next_group(
+    fetched: asyncio.Queue[_Fetched], records: int
+) -> tuple[list[tuple[ChangesPage, asyncio.Future[Chunk]]], object | None]:
+    """Pages to store together: until they hold `records` items, the feed's end, or a failure (also
+    returned, as the second element, with whatever came before it); None when neither came."""
+    group: list[tuple[ChangesPage, asyncio.Future[Chunk]]] = []
+    held = 0
+    while held < records:
+        item = await fetched.get()
+        if not isinstance(item, tuple):
+            return group, item
+        group.append(item)
+        held += len(item[0].items)
+    return group, None
 
 
 async def _discard(task: asyncio.Future[Any] | None) -> None:
@@ -201,13 +239,15 @@ async def run_forever(
     limit: int = PAGE_SIZE,
     stop: asyncio.Event | None = None,
     decoders: Decoders | None = None,
+    records_per_transaction: int = RECORDS_PER_TRANSACTION,
 ) -> None:
     """Keep following the feed: catch up, wait `interval_s`, again. An unavailable platform is logged and
     retried after the interval; nothing is lost, the cursor only moves with stored pages."""
     stop = stop or asyncio.Event()
     while not stop.is_set():
         try:
-            report = await sync_until_caught_up(sm, connector, limit=limit, decoders=decoders)
+            report = await sync_until_caught_up(sm, connector, limit=limit, decoders=decoders,
+                                                records_per_transaction=records_per_transaction)
             if report.received:
                 print(f"gateway sync: {report.summary()}", file=sys.stderr)
         except UpstreamFailure as exc:

@@ -151,11 +151,32 @@ async def test_failure_between_pages_resumes_without_loss(store: Database, conne
 
     with pytest.raises(Crash):
         await sync_until_caught_up(store.sessionmaker, connector, limit=60, after_page=crash_after_second,
+                                   records_per_transaction=1,
                                    on_reject=lambda r: None)
     stored_before = (await counts(store))[0]
     assert 115 <= stored_before <= 120  # two pages of 60 items, a few of them bad
     resumed = await sync_until_caught_up(store.sessionmaker, connector, limit=60, on_reject=lambda r: None)
     assert resumed.received == 253 - 120  # it starts after the second page, not from the beginning
+    assert await counts(store) == (250, ALL_EVENTS)
+
+
+async def test_pages_are_stored_a_few_to_a_transaction_and_a_crash_resumes_after_the_last(
+    store: Database, connector: ComplaintsConnector
+) -> None:
+    seen: list[tuple[int, int]] = []
+
+    def crash_after_second_transaction(report: SyncReport) -> None:
+        seen.append((report.pages, report.received))
+        if len(seen) == 2:
+            raise Crash
+
+    with pytest.raises(Crash):  # pages of 60, two to a transaction (120 records)
+        await sync_until_caught_up(store.sessionmaker, connector, limit=60, records_per_transaction=120,
+                                   after_page=crash_after_second_transaction, on_reject=lambda r: None)
+    assert seen == [(2, 120), (4, 240)]
+    assert 235 <= (await counts(store))[0] <= 240
+    resumed = await sync_until_caught_up(store.sessionmaker, connector, limit=60, on_reject=lambda r: None)
+    assert (resumed.pages, resumed.received) == (1, 253 - 240)
     assert await counts(store) == (250, ALL_EVENTS)
 
 
@@ -178,7 +199,7 @@ async def test_sigkill_mid_sync_then_resume(store: Database, platform: Platform)
     )
     # Not `-m gateway.cli.base`: that runs the CLI module as __main__, apart from the one extensions register with.
     cmd = [sys.executable, "-c", "import sys; from gateway.cli.main import main; sys.exit(main())",
-           "sync", "--once", "--limit", "10"]
+           "sync", "--once", "--limit", "10", "--records-per-transaction", "10"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=os.getcwd())
     try:
         deadline = time.monotonic() + 60

@@ -320,7 +320,8 @@ async def _count_records(session: AsyncSession, keys: list[tuple[str, str]]) -> 
 async def _surging_pg(session: AsyncSession, keys: list[tuple[str, str]]) -> list[Any]:
     """The records of every (USCC, month) of `keys` that has SURGE_MEDIUM or more, with `n` their number, and
     one row with `n` of each other key that has records; in one statement: each key an index range scan on
-    (respondent_uscc, received_day), counted where the rows are."""
+    (respondent_uscc, received_day) (LATERAL, kept from being flattened into a join the planner could turn
+    into a scan of the whole table), counted where the rows are."""
     windows = [month_window(month) for _, month in keys]
     rows = await session.execute(
         text(
@@ -330,8 +331,9 @@ async def _surging_pg(session: AsyncSession, keys: list[tuple[str, str]]) -> lis
             " row_number() OVER (PARTITION BY k.uscc, k.month) AS i"
             " FROM unnest(CAST(:usccs AS text[]), CAST(:months AS text[]), CAST(:firsts AS date[]),"
             " CAST(:ends AS date[])) AS k(uscc, month, first_day, end_day)"
-            " JOIN complaints c ON c.respondent_uscc = k.uscc AND c.received_day >= k.first_day"
-            " AND c.received_day < k.end_day AND c.kind = ANY(CAST(:kinds AS text[]))"
+            " CROSS JOIN LATERAL (SELECT id, respondent_uscc, u1, u2, u3, u4, u5 FROM complaints"
+            " WHERE respondent_uscc = k.uscc AND received_day >= k.first_day AND received_day < k.end_day"
+            " AND kind = ANY(CAST(:kinds AS text[])) OFFSET 0) c"
             ") counted WHERE n >= :medium OR i = 1"
         ),
         {

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import ARRAY, ColumnElement, String, Table, any_, bindparam, exists, or_, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, exists, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.complaints.decode import from_model
@@ -64,6 +64,7 @@ class UpsertResult:
     unchanged: int = 0
     stale: int = 0  # known records whose copy was older than the stored one: only their events merged
     changed_ids: list[str] = field(default_factory=list)
+    new: list[NewRecord] = field(default_factory=list)  # the records inserted, as their facts are derived
 
 
 @dataclass(slots=True)
@@ -187,11 +188,19 @@ async def store_chunk(
             slow, fast = sorted(slow + fast), []
     if slow:
         records = [validate_record(chunk.raw(i), units) for i in slow]
-        upserted = await upsert_records(session, records, units)
-        result.inserted += upserted.inserted
-        result.updated += upserted.updated
-        result.unchanged += upserted.unchanged
-        result.stale += upserted.stale
+        changed_ids: list[str] = []
+        new_records: list[NewRecord] = []
+        for part in _slices_by_id(records, PER_RECORD_BATCH):
+            upserted = await upsert_records(session, part, units, derive=False)
+            result.inserted += upserted.inserted
+            result.updated += upserted.updated
+            result.unchanged += upserted.unchanged
+            result.stale += upserted.stale
+            changed_ids += upserted.changed_ids
+            new_records += upserted.new
+        # Derived once for all the slices, as for one call: a surge crossing two thresholds within the
+        # transaction is raised once at its final severity, not raised and then escalated.
+        await after_store(session, changed_ids, new_records)
     if fast:
         new = [metas[i] for i in fast]
         await rollups.add(session, [m.id for m in new])
@@ -200,13 +209,34 @@ async def store_chunk(
     return result
 
 
+# Records the per-record path takes at once: its queries list the records' ids and their events' ids, and
+# both databases bound the parameters of a statement (32,767).
+PER_RECORD_BATCH = 2000
+
+
+def _slices_by_id(records: list[ComplaintIn], size: int) -> list[list[ComplaintIn]]:
+    """`records` in slices of about `size`, every copy of one id in the same slice (in their order)."""
+    by_id: dict[str, list[ComplaintIn]] = {}
+    for record in records:
+        by_id.setdefault(record.id, []).append(record)
+    slices: list[list[ComplaintIn]] = [[]]
+    for copies in by_id.values():
+        if slices[-1] and len(slices[-1]) + len(copies) > size:
+            slices.append([])
+        slices[-1] += copies
+    return slices
+
+
 async def _stored_digests(session: AsyncSession, ids: list[str]) -> dict[str, str]:
     stored: dict[str, str] = {}
     if is_postgresql(session):
-        query = select(Complaint.id, Complaint.content_hash).where(
-            Complaint.id == any_(bindparam("ids", ids, type_=ARRAY(String)))
-        )
-        stored.update((await session.execute(query)).tuples().all())
+        # One index lookup per id (LATERAL, kept from being flattened by OFFSET 0): with `id = ANY(ids)` the
+        # planner scans the whole table once a batch holds enough ids for its estimate to say so.
+        rows = await session.execute(text(
+            "SELECT c.id, c.content_hash FROM unnest(CAST(:ids AS text[])) AS i(id)"
+            " CROSS JOIN LATERAL (SELECT id, content_hash FROM complaints WHERE id = i.id OFFSET 0) c"
+        ), {"ids": ids})
+        stored.update(rows.tuples().all())
         return stored
     for start in range(0, len(ids), 900):  # under SQLite's bound-parameter limit
         query = select(Complaint.id, Complaint.content_hash).where(Complaint.id.in_(ids[start:start + 900]))
@@ -341,7 +371,9 @@ def _event_row(complaint_id: str, seq: int, ev: EventIn) -> dict[str, Any]:
     }
 
 
-async def upsert_records(session: AsyncSession, records: list[ComplaintIn], units: UnitIndex) -> UpsertResult:
+async def upsert_records(
+    session: AsyncSession, records: list[ComplaintIn], units: UnitIndex, *, derive: bool = True
+) -> UpsertResult:
     """Store valid records (records.md's upsert) in the caller's transaction; returns how many were inserted, updated,
     unchanged and stale, and the ids of the new and changed ones (`changed_ids`).
 
@@ -350,7 +382,8 @@ async def upsert_records(session: AsyncSession, records: list[ComplaintIn], unit
     nothing (its content hash matches); several versions of one id in `records` are merged, the later version's
     fields winning. Every record's handling unit must be in `units` (`validate_record` checks it): an
     AssertionError otherwise. Side effects: KPI facts derived and flag rules run for the changed records
-    (`after_store`). On PostgreSQL new rows go in by binary COPY (`bulk_insert_ignoring_duplicates`), which
+    (`after_store`), unless `derive` is False: then the caller runs `after_store` with the result's
+    `changed_ids` and `new`. On PostgreSQL new rows go in by binary COPY (`bulk_insert_ignoring_duplicates`), which
     rewrites JSON values of the row dicts it is given to text. Database errors propagate; the caller's
     transaction then stores nothing.
     """
@@ -409,7 +442,9 @@ async def upsert_records(session: AsyncSession, records: list[ComplaintIn], unit
 
     result.inserted, result.updated, result.stale = len(new), len(changed), len(stale)
     result.changed_ids = [r.id for r in new] + [r.id for r in changed] + [r.id for r in stale if r.id in events_changed]
-    await after_store(session, result.changed_ids, [_new_record(r, units) for r in new])
+    result.new = [_new_record(r, units) for r in new]
+    if derive:
+        await after_store(session, result.changed_ids, result.new)
     return result
 
 

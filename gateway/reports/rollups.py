@@ -215,8 +215,11 @@ async def _apply(session: AsyncSession, ids: Sequence[str] | None, sign: int) ->
 
 async def _apply_ids(session: AsyncSession, ids: Sequence[str], sign: int) -> None:
     unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), 5000):
-        await _apply(session, unique[start:start + 5000], sign)
+    # All at once where the ids are one array parameter (PostgreSQL): a rollup row shared by records of the
+    # batch is then updated once. SQLite binds each id: in slices under its parameter limit.
+    size = len(unique) if session.get_bind().dialect.name == "postgresql" else 5000
+    for start in range(0, len(unique), max(size, 1)):
+        await _apply(session, unique[start:start + size], sign)
 
 
 async def retract(session: AsyncSession, ids: Sequence[str]) -> None:

@@ -117,7 +117,13 @@ def day_records(prefix: str, start: date, days: int, per_day: int, **fields: Any
     return out
 
 
-async def test_batches_store_the_same_rows_facts_flags_and_alerts(twins: tuple[Database, Database]) -> None:
+@pytest.mark.parametrize("per_record_batch", [store.PER_RECORD_BATCH, 7], ids=["whole", "slices-of-7"])
+async def test_batches_store_the_same_rows_facts_flags_and_alerts(
+    twins: tuple[Database, Database], per_record_batch: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`per_record_batch` 7: the per-record path takes its records a few at a time (copies of one id
+    together), as it does with a bulk load's thousands, and stores the same."""
+    monkeypatch.setattr(store, "PER_RECORD_BATCH", per_record_batch)
     world = generate_records(300, seed=5, days=60)
     extended = record("X-EXT", kind="REPORT", channel="WEB", hotline=None, events=[
         event("X-EXT-e1", "EXTENDED", "2024-03-10T10:00:00+08:00", {"working_days": 10}),
@@ -167,9 +173,9 @@ async def test_new_records_take_the_fast_path(db: Database, monkeypatch: pytest.
     seen: list[int] = []
     upsert = store.upsert_records
 
-    async def counting(session: Any, records: Any, units: Any) -> Any:
+    async def counting(session: Any, records: Any, units: Any, **options: Any) -> Any:
         seen.append(len(records))
-        return await upsert(session, records, units)
+        return await upsert(session, records, units, **options)
 
     monkeypatch.setattr(store, "upsert_records", counting)
     batch = generate_records(50, seed=9)

@@ -33,6 +33,7 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--records-per-transaction", type=int, default=RECORDS_PER_TRANSACTION,
                    help=f"blocks are stored together until they hold this many records (default "
                    f"{RECORDS_PER_TRANSACTION}; 1: a transaction per block)")
+    p.add_argument("--writers", type=int, help="transactions stored at once (default: 2 on PostgreSQL, 1 on SQLite)")
 
     p = sub.add_parser("sync", help="pull changes from the complaint platform, resuming from the stored cursor")
     p.add_argument("--once", action="store_true", help="stop once caught up instead of following the feed")
@@ -89,6 +90,8 @@ async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError("--block-size must be at least 1")
     if args.records_per_transaction < 1:
         raise CommandError("--records-per-transaction must be at least 1")
+    if args.writers is not None and args.writers < 1:
+        raise CommandError("--writers must be at least 1")
     try:
         size: int | None = path.stat().st_size
     except OSError:
@@ -100,7 +103,7 @@ async def cmd_import(args: argparse.Namespace, settings: Settings) -> int:
     try:
         report = await import_file(
             sm, path, rejects=rejects, progress=not args.quiet, decoders=decoders, block_size=args.block_size,
-            records_per_transaction=args.records_per_transaction,
+            records_per_transaction=args.records_per_transaction, writers=args.writers,
         )
     except UnreadableFile as exc:
         raise CommandError(str(exc), status=2) from None

@@ -13,7 +13,7 @@ import json
 import sys
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -27,8 +27,10 @@ from gateway.ingest.metrics import count_rejected
 from gateway.ingest.pipeline import Chunk, merge_chunks
 from gateway.ingest.store import RECORDS_PER_TRANSACTION, Rejection, prepare_decoders, store_chunk
 from gateway.ingest.workers import Decoders
+from gateway.units.tree import UnitIndex
 
 BLOCK = 4 << 20  # bytes of lines decoded together (about 4,000 records)
+WRITERS = 2  # transactions stored at once on PostgreSQL (each on its own connection)
 RAW_MAX = 64 * 1024  # bytes of a rejected line copied into the rejects file
 
 
@@ -92,17 +94,19 @@ async def import_file(
     decoders: Decoders | None = None,
     block_size: int = BLOCK,
     records_per_transaction: int = RECORDS_PER_TRANSACTION,
+    writers: int | None = None,
 ) -> ImportReport:
     """Store every valid line of `path` (JSON Lines, optionally gzipped), in transactions of whole blocks of
     lines holding `records_per_transaction` records or more (the last one fewer); report each bad line
     (stderr, and `rejects` as JSON Lines). `decoders`: worker processes to decode in (default: decode in
-    this process). Raises UnreadableFile when the file cannot be read."""
+    this process). `writers`: transactions stored at once (default: WRITERS on PostgreSQL, 1 on SQLite).
+    Raises UnreadableFile when the file cannot be read."""
     own = decoders is None
     decoders = decoders or Decoders(0)
     try:
         async with deferred_alerts(sessionmaker):
             return await _import(sessionmaker, path, rejects, progress, decoders, block_size,
-                                 records_per_transaction)
+                                 records_per_transaction, writers)
     finally:
         if own:
             decoders.close()
@@ -116,9 +120,13 @@ async def _import(
     decoders: Decoders,
     block_size: int,
     records_per_transaction: int,
+    writers: int | None,
 ) -> ImportReport:
     report = ImportReport()
     units = await prepare_decoders(sessionmaker, decoders)
+    if writers is None:  # SQLite has one writer at a time whatever the connections
+        async with sessionmaker() as session:
+            writers = WRITERS if session.get_bind().dialect.name == "postgresql" else 1
     size = path.stat().st_size if path.exists() else None
     with _open(path) as stream, tqdm(
         total=size, unit="B", unit_scale=True, desc=path.name, file=sys.stderr, disable=not progress
@@ -128,21 +136,39 @@ async def _import(
 
         pending: list[Chunk] = []  # decoded blocks waiting to be stored together
         read_pos = 0  # bytes of the file behind the blocks written or pending
+        # Transactions being stored, with their record ids. With several writers the database works on one
+        # transaction's rows while another waits on its rollup rows; a transaction holding a record id of one
+        # in flight waits for it first, so that copies of a record are stored in the file's order.
+        in_flight: dict[asyncio.Future[int], set[str]] = {}
+
+        async def store_one(chunk: Chunk, pos: int) -> int:
+            result = await _store_retrying(sessionmaker, chunk, units)
+            report.stored += len(chunk.metas)
+            report.inserted += result.inserted
+            report.updated += result.updated
+            report.unchanged += result.unchanged
+            report.stale += result.stale
+            return pos
+
+        async def settle(until: Callable[[], bool]) -> None:
+            nonlocal last_pos
+            while in_flight and not until():
+                done, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    del in_flight[task]
+                    pos = task.result()  # a failure stops the import here (the others are awaited first)
+                    if pos > last_pos:
+                        bar.update(pos - last_pos)
+                        last_pos = pos
 
         async def store() -> None:
-            nonlocal last_pos
-            if pending:
-                chunk = merge_chunks(pending)
-                pending.clear()
-                async with transaction(sessionmaker) as session:
-                    result = await store_chunk(session, chunk, units, source="import")
-                report.stored += len(chunk.metas)
-                report.inserted += result.inserted
-                report.updated += result.updated
-                report.unchanged += result.unchanged
-                report.stale += result.stale
-            bar.update(read_pos - last_pos)
-            last_pos = read_pos
+            if not pending:
+                return
+            chunk = merge_chunks(pending)
+            pending.clear()
+            ids = {m.id for m in chunk.metas}
+            await settle(lambda: len(in_flight) < writers and not any(ids & held for held in in_flight.values()))
+            in_flight[asyncio.ensure_future(store_one(chunk, read_pos))] = ids
 
         async def write(decoding: asyncio.Future[Chunk], pos: int) -> None:
             nonlocal read_pos
@@ -173,10 +199,40 @@ async def _import(
             while ahead:
                 await write(*ahead.popleft())
             await store()
+            await settle(lambda: False)
         finally:
             for decoding, _ in ahead:
                 decoding.cancel()
+            if in_flight:  # after a failure: let the other transactions end (commit or roll back) first
+                await asyncio.wait(in_flight)
     return report
+
+
+# Transactions a deadlock or a serialization failure ended are run again, this many times at most.
+_RETRIES = 3
+_RETRIED_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock_detected, serialization_failure
+
+
+async def _store_retrying(sessionmaker: async_sessionmaker[AsyncSession], chunk: Chunk, units: UnitIndex) -> Any:
+    """`store_chunk` in a transaction of its own, run again when concurrent writers deadlocked (PostgreSQL
+    detects it and ends one of them; nothing of it was committed)."""
+    for attempt in range(_RETRIES + 1):
+        try:
+            async with transaction(sessionmaker) as session:
+                return await store_chunk(session, chunk, units, source="import")
+        except Exception as exc:
+            if attempt == _RETRIES or _sqlstate(exc) not in _RETRIED_SQLSTATES:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, raised by asyncpg or wrapped by SQLAlchemy; None for others."""
+    for candidate in (exc, getattr(exc, "orig", None), getattr(getattr(exc, "orig", None), "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(code, str):
+            return code
+    return None
 
 
 def rejected_line(rejection: Rejection, text: bytes) -> dict[str, Any]:

@@ -197,24 +197,33 @@ async def test_import_in_worker_processes_stores_what_one_process_stores(
     twins: tuple[Database, Database], tmp_path: Path
 ) -> None:
     """`gateway import --workers 2` (forked decoders, blocks of lines) against `--workers 0`: the same rows,
-    the same rejected lines, the same rejects file and exit code."""
-    lines = [json.dumps(r, ensure_ascii=False) for r in generate_records(400, seed=3)]
+    the same rejected lines, the same rejects file and exit code; transactions of a few blocks, two stored at
+    once (PostgreSQL), a record's later copy in another transaction than its first."""
+    records = generate_records(400, seed=3)
+    later = [dict(r, summary=f"第二版 {r['id']}") for r in records[5:8]]  # copies of three records, far below
+    lines = [json.dumps(r, ensure_ascii=False) for r in [*records[:350], *later, *records[350:]]]
     lines[17] = "{not json"
     lines[230] = json.dumps(record("BAD-W", urgency="SOON"))
     lines.insert(300, "")
     data = tmp_path / "records.jsonl"
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
     outcomes = []
-    for db, workers in zip(twins, ("0", "2"), strict=True):
+    for db, workers, writers in zip(twins, ("0", "2"), ("1", "2" if twins[1].backend == "postgresql" else "1"),
+                                    strict=True):
         rejects = tmp_path / f"rejects-{workers}.jsonl"
         done = gateway(db, "import", str(data), "--quiet", "--workers", workers, "--rejects", str(rejects),
-                       "--block-size", "20000", "--records-per-transaction", "50")
+                       "--block-size", "20000", "--records-per-transaction", "50", "--writers", writers)
         # about 20 records a block: many blocks, both workers busy, stored three to a transaction
         outcomes.append((done.returncode, done.stdout, rejects.read_text(encoding="utf-8"),
                          [x for x in done.stderr.splitlines() if x.startswith("line ")]))
     assert outcomes[0] == outcomes[1]
-    assert outcomes[0][0] == 1 and "stored 398" in outcomes[0][1] and len(outcomes[0][3]) == 2
+    assert outcomes[0][0] == 1 and "stored 401" in outcomes[0][1] and len(outcomes[0][3]) == 2
+    assert "updated 3" in outcomes[0][1]
     assert await snapshot(twins[0]) == await snapshot(twins[1])
+    async with twins[1].sessionmaker() as session:  # the later copies won, as in the file
+        summaries = (await session.execute(text("SELECT summary FROM complaints WHERE id IN (:a, :b, :c)"), {
+            "a": records[5]["id"], "b": records[6]["id"], "c": records[7]["id"]})).scalars().all()
+    assert sorted(summaries) == sorted(f"第二版 {r['id']}" for r in records[5:8])
 
 
 def test_rejects_match_record_by_record(tmp_path: Path) -> None:

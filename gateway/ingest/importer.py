@@ -29,7 +29,7 @@ from gateway.ingest.store import RECORDS_PER_TRANSACTION, Rejection, prepare_dec
 from gateway.ingest.workers import Decoders
 from gateway.units.tree import UnitIndex
 
-BLOCK = 4 << 20  # bytes of lines decoded together (about 4,000 records)
+BLOCK = 1 << 20  # bytes of lines decoded together (about 1,000 records): small, so the workers start and end soon
 WRITERS = 2  # transactions stored at once on PostgreSQL (each on its own connection)
 RAW_MAX = 64 * 1024  # bytes of a rejected line copied into the rejects file
 

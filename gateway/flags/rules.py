@@ -265,25 +265,28 @@ _SURGE_COUNTS: Table = SurgeCount.__table__  # type: ignore[assignment]
 
 
 async def _add_to_counts(session: AsyncSession, batch: Counter[tuple[str, str]]) -> dict[tuple[str, str], int]:
-    """Add the batch's records to the stored count of each key (in key order); returns the counts now."""
-    return await _write_counts(session, dict(batch), add=True)
+    """Add the batch's records to the stored count of each key (in key order); returns the counts now of
+    the keys that reach SURGE_MEDIUM (the others need nothing more)."""
+    return await _write_counts(session, dict(batch), add=True, at_least=SURGE_MEDIUM)
 
 
 async def _set_counts(session: AsyncSession, counts: dict[tuple[str, str], int]) -> None:
     """Store these exact counts (in key order)."""
-    await _write_counts(session, counts, add=False)
+    await _write_counts(session, counts, add=False, at_least=0)
 
 
 _UPSERT_COUNTS_PG = (
-    "INSERT INTO surge_counts (uscc, month, records)"
+    "WITH written AS (INSERT INTO surge_counts (uscc, month, records)"
     " SELECT * FROM unnest(CAST(:usccs AS text[]), CAST(:months AS text[]), CAST(:counts AS int[]))"
-    " ON CONFLICT (uscc, month) DO UPDATE SET records = {value} RETURNING uscc, month, records"
+    " ON CONFLICT (uscc, month) DO UPDATE SET records = {value} RETURNING uscc, month, records)"
+    " SELECT uscc, month, records FROM written WHERE records >= :at_least"
 )
 
 
 async def _write_counts(
-    session: AsyncSession, counts: dict[tuple[str, str], int], add: bool
+    session: AsyncSession, counts: dict[tuple[str, str], int], add: bool, at_least: int
 ) -> dict[tuple[str, str], int]:
+    """Add (`add`) or set the counts; returns those written that are `at_least`."""
     keys = sorted(counts)
     if not keys:
         return {}
@@ -291,6 +294,7 @@ async def _write_counts(
         value = "surge_counts.records + EXCLUDED.records" if add else "EXCLUDED.records"
         rows = await session.execute(text(_UPSERT_COUNTS_PG.format(value=value)), {
             "usccs": [u for u, _ in keys], "months": [m for _, m in keys], "counts": [counts[k] for k in keys],
+            "at_least": at_least,
         })
         return {(u, m): n for u, m, n in rows.all()}
     out: dict[tuple[str, str], int] = {}
@@ -301,7 +305,7 @@ async def _write_counts(
         records = _SURGE_COUNTS.c.records + stmt.excluded.records if add else stmt.excluded.records
         stmt = stmt.on_conflict_do_update(index_elements=["uscc", "month"], set_={"records": records})
         rows = await session.execute(stmt.returning(*_SURGE_COUNTS.c))
-        out.update({(u, m): n for u, m, n in rows.all()})
+        out.update({(u, m): n for u, m, n in rows.all() if n >= at_least})
     return out
 
 

@@ -247,12 +247,13 @@ async def _surges(session: AsyncSession, records: Sequence[Any], inserted: bool)
     keys = sorted(k for k, n in stored.items() if n >= SURGE_MEDIUM) if inserted else sorted(batch)
     if not keys:
         return []
-    counted = await _count_records(session, keys)
+    counts, surging = await _count_records(session, keys)
     # The stored count is exact again wherever the records were just counted (it may have run ahead of
     # them: a record that moved to another enterprise or month, a record two writers inserted at once).
-    await _set_counts(session, {k: len(counted.get(k, ())) for k in keys if len(counted.get(k, ())) != stored.get(k)})
+    exact = {k: counts.get(k, 0) for k in keys}
+    await _set_counts(session, {k: n for k, n in exact.items() if n != stored.get(k)})
     out = []
-    for (uscc, month), matching in counted.items():
+    for (uscc, month), matching in surging.items():
         severity = surge_severity(len(matching))
         if severity:
             start, end = month_window(month)
@@ -262,15 +263,16 @@ async def _surges(session: AsyncSession, records: Sequence[Any], inserted: bool)
 
 
 _SURGE_COUNTS: Table = SurgeCount.__table__  # type: ignore[assignment]
+_Key = tuple[str, str]  # (USCC, month)
 
 
-async def _add_to_counts(session: AsyncSession, batch: Counter[tuple[str, str]]) -> dict[tuple[str, str], int]:
+async def _add_to_counts(session: AsyncSession, batch: Counter[_Key]) -> dict[_Key, int]:
     """Add the batch's records to the stored count of each key (in key order); returns the counts now of
     the keys that reach SURGE_MEDIUM (the others need nothing more)."""
     return await _write_counts(session, dict(batch), add=True, at_least=SURGE_MEDIUM)
 
 
-async def _set_counts(session: AsyncSession, counts: dict[tuple[str, str], int]) -> None:
+async def _set_counts(session: AsyncSession, counts: dict[_Key, int]) -> None:
     """Store these exact counts (in key order)."""
     await _write_counts(session, counts, add=False, at_least=0)
 
@@ -284,8 +286,8 @@ _UPSERT_COUNTS_PG = (
 
 
 async def _write_counts(
-    session: AsyncSession, counts: dict[tuple[str, str], int], add: bool, at_least: int
-) -> dict[tuple[str, str], int]:
+    session: AsyncSession, counts: dict[_Key, int], add: bool, at_least: int
+) -> dict[_Key, int]:
     """Add (`add`) or set the counts; returns those written that are `at_least`."""
     keys = sorted(counts)
     if not keys:
@@ -297,7 +299,7 @@ async def _write_counts(
             "at_least": at_least,
         })
         return {(u, m): n for u, m, n in rows.all()}
-    out: dict[tuple[str, str], int] = {}
+    out: dict[_Key, int] = {}
     for chunk in chunked(keys, 2000):
         stmt = dialect_insert("sqlite", _SURGE_COUNTS).values(
             [{"uscc": u, "month": m, "records": counts[(u, m)]} for u, m in chunk]
@@ -309,19 +311,24 @@ async def _write_counts(
     return out
 
 
-async def _count_records(session: AsyncSession, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[Any]]:
-    """The records of each key that has any: all of them where a key has SURGE_MEDIUM or more (id, u1..u5),
-    one placeholder row each below (only their number counts)."""
-    by_key: dict[tuple[str, str], list[Any]] = defaultdict(list)
-    if session.get_bind().dialect.name == "postgresql":
-        for row in await _surging_pg(session, keys):
-            by_key[(row.respondent_uscc, row.month)].extend([row] if row.n >= SURGE_MEDIUM else [row] * row.n)
-    else:
-        await _surging(session, set(keys), by_key)
-    return by_key
+async def _count_records(
+    session: AsyncSession, keys: list[_Key]
+) -> tuple[dict[_Key, int], dict[_Key, list[Any]]]:
+    """(the number of records of each key that has any, the records (id, u1..u5) of each key that has
+    SURGE_MEDIUM or more)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return await _surging(session, keys)
+    counts: dict[_Key, int] = {}
+    surging: dict[_Key, list[Any]] = defaultdict(list)
+    for row in await _surging_pg(session, keys):
+        key = (row.respondent_uscc, row.month)
+        counts[key] = row.n
+        if row.n >= SURGE_MEDIUM:
+            surging[key].append(row)
+    return counts, surging
 
 
-async def _surging_pg(session: AsyncSession, keys: list[tuple[str, str]]) -> list[Any]:
+async def _surging_pg(session: AsyncSession, keys: list[_Key]) -> list[Any]:
     """The records of every (USCC, month) of `keys` that has SURGE_MEDIUM or more, with `n` their number, and
     one row with `n` of each other key that has records; in one statement: each key an index range scan on
     (respondent_uscc, received_day) (LATERAL, kept from being flattened into a join the planner could turn
@@ -349,11 +356,11 @@ async def _surging_pg(session: AsyncSession, keys: list[tuple[str, str]]) -> lis
     return list(rows.all())
 
 
-async def _surging(
-    session: AsyncSession, keys: set[tuple[str, str]], by_key: dict[tuple[str, str], list[Any]]
-) -> None:
+async def _surging(session: AsyncSession, keys: list[_Key]) -> tuple[dict[_Key, int], dict[_Key, list[Any]]]:
     """`_count_records` in portable SQL: per month, the keys' USCCs on the (respondent_uscc, received_day)
     index, counted first; only the keys that reach a surge need their records."""
+    counts: dict[_Key, int] = {}
+    surging: dict[_Key, list[Any]] = defaultdict(list)
     by_month: dict[str, list[str]] = defaultdict(list)
     for uscc, month in sorted(keys):
         by_month[month].append(uscc)
@@ -363,25 +370,21 @@ async def _surging(
             Complaint.received_day >= start.date(), Complaint.received_day < end.date(),
             Complaint.kind.in_(SURGE_KINDS),
         )
-        surging: list[str] = []
         for chunk in chunked(usccs):
             counted = await session.execute(
                 select(Complaint.respondent_uscc, func.count())
                 .where(Complaint.respondent_uscc.in_(chunk), *within)
                 .group_by(Complaint.respondent_uscc)
             )
-            for uscc, n in counted.all():
-                if n >= SURGE_MEDIUM:
-                    surging.append(uscc)
-                else:
-                    by_key[(uscc, month)].extend([None] * n)
-        for chunk in chunked(surging):
+            counts.update({(uscc, month): n for uscc, n in counted.all()})
+        for chunk in chunked([u for u in usccs if counts.get((u, month), 0) >= SURGE_MEDIUM]):
             rows = await session.execute(
                 select(Complaint.id, Complaint.respondent_uscc, *_unit_columns())
                 .where(Complaint.respondent_uscc.in_(chunk), *within)
             )
             for row in rows.all():
-                by_key[(row.respondent_uscc, month)].append(row)
+                surging[(row.respondent_uscc, month)].append(row)
+    return counts, surging
 
 
 def _unit_columns() -> tuple[Any, ...]:

@@ -331,8 +331,8 @@ async def _count_records(
 async def _surging_pg(session: AsyncSession, keys: list[_Key]) -> list[Any]:
     """The records of every (USCC, month) of `keys` that has SURGE_MEDIUM or more, with `n` their number, and
     one row with `n` of each other key that has records; in one statement: each key an index range scan on
-    (respondent_uscc, received_day) (LATERAL, kept from being flattened into a join the planner could turn
-    into a scan of the whole table), counted where the rows are."""
+    (respondent_uscc, received_day), LATERAL as `gateway.core.db.each_by_key` does and for its reason, counted
+    where the rows are."""
     windows = [month_window(month) for _, month in keys]
     rows = await session.execute(
         text(

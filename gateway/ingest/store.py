@@ -17,14 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-from sqlalchemy import ColumnElement, Table, bindparam, exists, or_, select, text, update
+from sqlalchemy import ARRAY, ColumnElement, String, Table, bindparam, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.complaints.decode import from_model
 from gateway.complaints.models import Complainant, Complaint, Event
 from gateway.complaints.records import ComplaintIn, EventIn, validate_record
 from gateway.core.bulk import bulk_insert_ignoring_duplicates, copy_text_ignoring_duplicates, insert_ignoring_duplicates
-from gateway.core.db import UTCDateTime, transaction
+from gateway.core.db import UTCDateTime, each_by_key, transaction
 from gateway.core.money import money_to_cents
 from gateway.core.settings import get_settings
 from gateway.flags.rules import raise_flags, raise_flags_for
@@ -230,13 +230,9 @@ def _slices_by_id(records: list[ComplaintIn], size: int) -> list[list[ComplaintI
 async def _stored_digests(session: AsyncSession, ids: list[str]) -> dict[str, str]:
     stored: dict[str, str] = {}
     if is_postgresql(session):
-        # One index lookup per id (LATERAL, kept from being flattened by OFFSET 0): with `id = ANY(ids)` the
-        # planner scans the whole table once a batch holds enough ids for its estimate to say so.
-        rows = await session.execute(text(
-            "SELECT c.id, c.content_hash FROM unnest(CAST(:ids AS text[])) AS i(id)"
-            " CROSS JOIN LATERAL (SELECT id, content_hash FROM complaints WHERE id = i.id OFFSET 0) c"
-        ), {"ids": ids})
-        stored.update(rows.tuples().all())
+        stored_rows, rows = each_by_key(_COMPLAINTS, "id", bindparam("ids", ids, type_=ARRAY(String)), "stored")
+        query = select(stored_rows.id, stored_rows.content_hash).select_from(rows)
+        stored.update((await session.execute(query)).tuples().all())
         return stored
     for start in range(0, len(ids), 900):  # under SQLite's bound-parameter limit
         query = select(Complaint.id, Complaint.content_hash).where(Complaint.id.in_(ids[start:start + 900]))

@@ -50,6 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from gateway.core.bulk import dialect_insert
+from gateway.core.db import each_by_key
 from gateway.reports.models import (
     ROLLUP_DEPTHS,
     ROLLUP_MEASURES,
@@ -123,18 +124,13 @@ def _upsert(dialect: str, table: Any, key: list[str], values: list[str], source:
 
 def _facts_of(model: Any, dialect: str, by_ids: bool) -> tuple[Any, Any, ColumnElement[bool]]:
     """(columns, FROM clause, WHERE condition) of the rows of a facts table that belong to the records `:ids`
-    (by_ids), or of all its rows. On PostgreSQL by a LATERAL lookup per id: a condition `complaint_id =
-    ANY(:ids)` lets the planner prefer a scan of the whole table (its cost model takes index pages for
-    disk reads), and a load that stores a few thousand records per transaction then reads every stored
-    row in every transaction."""
+    (by_ids), or of all its rows; on PostgreSQL looked up id by id (`each_by_key` says why)."""
     if not by_ids:
         return model, model, true()
     if dialect == "postgresql":
-        ids = select(func.unnest(bindparam("ids", type_=ARRAY(String))).label("id")).subquery("ids")
-        # OFFSET 0 keeps the subquery from being flattened into a join, which the planner could hash again.
-        rows = (select(model.__table__).where(model.complaint_id == ids.c.id).offset(0)
-                .lateral(f"{model.__tablename__}_rows"))
-        return rows.c, ids.join(rows, true()), true()
+        ids = bindparam("ids", type_=ARRAY(String))
+        columns, rows = each_by_key(model.__table__, "complaint_id", ids, f"{model.__tablename__}_rows")
+        return columns, rows, true()
     return model, model, model.complaint_id.in_(bindparam("ids", expanding=True))
 
 

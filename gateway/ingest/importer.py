@@ -125,8 +125,8 @@ async def _import(
     report = ImportReport()
     units = await prepare_decoders(sessionmaker, decoders)
     if writers is None:  # SQLite has one writer at a time whatever the connections
-        async with sessionmaker() as session:
-            writers = WRITERS if session.get_bind().dialect.name == "postgresql" else 1
+        assert decoders.context is not None
+        writers = WRITERS if decoders.context.postgresql else 1
     size = path.stat().st_size if path.exists() else None
     with _open(path) as stream, tqdm(
         total=size, unit="B", unit_scale=True, desc=path.name, file=sys.stderr, disable=not progress

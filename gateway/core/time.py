@@ -21,6 +21,7 @@ EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 _RANGE = "must fall between 1900-01-01 and 2199-12-31"
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+_PLAIN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}[+-]\d{2}:\d{2}").fullmatch  # a subset of _RFC3339
 
 
 def shanghai_date(instant: datetime) -> date:
@@ -47,6 +48,19 @@ def as_utc(value: datetime | str) -> datetime:
 def parse_instant(value: Any) -> datetime:
     """An RFC 3339 timestamp with an offset; ValueError for anything else (naive, epoch numbers, dates).
     Fractions beyond microseconds are cut, not rounded."""
+    if type(value) is str and len(value) == 25 and _PLAIN(value):
+        # The form nearly every record uses (2024-01-31T09:30:00+08:00), read in fewer steps for bulk loads:
+        # the same value and the same errors as below. Years 1901-2198 are in range whatever the offset.
+        try:
+            instant = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"not a valid timestamp: {exc}") from None
+        return instant if 1900 < instant.year < 2199 else check_instant(instant)
+    return _parse_rfc3339(value)
+
+
+def _parse_rfc3339(value: Any) -> datetime:
+    """`parse_instant` for every form RFC 3339 allows."""
     if not isinstance(value, str) or not _RFC3339.match(value):
         raise ValueError("must be an RFC 3339 timestamp with offset, e.g. 2024-01-31T09:30:00+08:00")
     text = value[:-1] + "+00:00" if value[-1] in "Zz" else value

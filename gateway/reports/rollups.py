@@ -201,10 +201,17 @@ def _build(dialect: str, records: tuple[Any, Any, ColumnElement[bool]], steps: t
     return rollup, _upsert(dialect, kpi_open_rollup, open_key, ["open"], open_grouped)
 
 
+_MANY = 1000  # records at once from which a rollup update is a bulk load's
+
+
 async def _apply(session: AsyncSession, ids: Sequence[str] | None, sign: int) -> None:
     """Add (sign 1) or subtract (sign -1) the final views of the records `ids` (None: every record)."""
     dialect = session.get_bind().dialect.name
     params: dict[str, Any] = {"sign": sign} | ({"ids": list(ids)} if ids is not None else {})
+    if dialect == "postgresql" and ids is not None and len(ids) >= _MANY:
+        # A bulk load's transaction (thousands of records) groups more rows than the default work_mem sorts
+        # in memory: PostgreSQL spilled them to disk (15 % of the statement). This transaction only.
+        await session.execute(text("SET LOCAL work_mem = '64MB'"))
     for statement in _statements(dialect, ids is not None):
         await session.execute(statement, params)
 

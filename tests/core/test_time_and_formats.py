@@ -39,6 +39,31 @@ def test_parse_instant_refuses_what_is_not_rfc3339() -> None:
             parse_instant(bad)
 
 
+
+# Strings of the plain form's shape (parse_instant's shortcut), digits anywhere: valid, out of range (years
+# 0000-1900, 2199-9999 with any offset), impossible dates and offsets.
+_DIGITS = st.text("0123456789", min_size=2, max_size=2)
+PLAIN_SHAPED = st.builds(
+    lambda y, mo, d, h, mi, s, sign, oh, om: f"{y}-{mo}-{d}T{h}:{mi}:{s}{sign}{oh}:{om}",
+    st.text("0123456789", min_size=4, max_size=4) | st.sampled_from(["1900", "1901", "2198", "2199"]),
+    _DIGITS | st.sampled_from(["01", "12"]), _DIGITS | st.sampled_from(["01", "28", "31"]),
+    _DIGITS | st.just("23"), _DIGITS, _DIGITS, st.sampled_from("+-"), _DIGITS | st.sampled_from(["14", "23"]),
+    _DIGITS | st.just("59"),
+)
+
+
+@given(PLAIN_SHAPED)
+def test_the_plain_form_shortcut_reads_as_the_general_parser(text: str) -> None:
+    from gateway.core.time import _parse_rfc3339
+
+    def outcome(parse: object) -> object:
+        try:
+            return parse(text)  # type: ignore[operator]
+        except ValueError as exc:
+            return str(exc)
+
+    assert outcome(parse_instant) == outcome(_parse_rfc3339)
+
 def test_parse_date() -> None:
     assert parse_date("2024-02-29") == date(2024, 2, 29)
     for bad in ("2023-02-29", "2024/03/01", "", "tomorrow"):

@@ -150,7 +150,8 @@ def _build(dialect: str, records: tuple[Any, Any, ColumnElement[bool]], steps: t
     deepest = max(ROLLUP_DEPTHS)
     units = [f"u{n}" for n in range(1, deepest + 1)]
 
-    # Each record's measures once, summed by its units down to the deepest rollup; then spread over depths.
+    # Each record's measures once, summed by its units down to the deepest rollup (a CTE: computed once);
+    # those are the deepest rollup's rows, and each shallower depth sums them again by its own units.
     measures = final_measures(r)
     # Constants written into the SQL, not bound: PostgreSQL matches GROUP BY expressions to the select list
     # only when they are the same text, and two bound parameters are two different texts.
@@ -164,24 +165,25 @@ def _build(dialect: str, records: tuple[Any, Any, ColumnElement[bool]], steps: t
         .select_from(r_from)
         .where(r_where)
         .group_by(*base_key)
-        .subquery("facts")
+        .cte("facts")
     )
-    unit_keys = [case((d.c.depth >= n, base.c[f"u{n}"]), else_="") if n <= deepest else literal("", String)
-                 for n in range(1, 6)]
-    inner = (
-        select(d.c.depth, *(k.label(f"u{n}") for n, k in enumerate(unit_keys, 1)), base.c.received_day,
-               base.c.policies, base.c.due_year, *(base.c[m] for m in ROLLUP_MEASURES))
-        .select_from(base)
-        .join(d, true())
-        .subquery("spread")
-    )
+
+    def at_depth(depth: int) -> Any:
+        units_at = [base.c[f"u{n}"] for n in range(1, depth + 1)]
+        rest = [base.c.received_day, base.c.policies, base.c.due_year]
+        keys = [literal_column(str(depth), Integer).label("depth"),
+                *(u.label(u.name) for u in units_at),
+                *(literal_column("''", String).label(f"u{n}") for n in range(depth + 1, 6)), *rest]
+        if depth == deepest:  # the CTE's rows are already this depth's
+            return select(*keys, *((sign * base.c[m]).label(m) for m in ROLLUP_MEASURES))
+        return (select(*keys, *((sign * func.sum(base.c[m])).label(m) for m in ROLLUP_MEASURES))
+                .group_by(*units_at, *rest))
+
+    spread = union_all(*(at_depth(depth) for depth in ROLLUP_DEPTHS)).subquery("spread")
     key = ["depth", "u1", "u2", "u3", "u4", "u5", "received_day", "policies", "due_year"]
-    grouped = (
-        select(*(inner.c[k] for k in key), *((sign * func.sum(inner.c[m])).label(m) for m in ROLLUP_MEASURES))
-        .where(true())
-        .group_by(*(inner.c[k] for k in key))
-        .order_by(*(inner.c[k] for k in key))
-    )
+    # In key order, so that two writers updating the same rows lock them in the same order (no deadlock).
+    grouped = select(*(spread.c[k] for k in key), *(spread.c[m] for m in ROLLUP_MEASURES)).order_by(
+        *(spread.c[k] for k in key))
     rollup = _upsert(dialect, kpi_rollup, key, list(ROLLUP_MEASURES), grouped)
 
     open_inner = (

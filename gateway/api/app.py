@@ -13,10 +13,9 @@ from fastapi_offline import FastAPIOffline
 from sqlalchemy import text
 from starlette.routing import WebSocketRoute
 
-from gateway.api import analysis, ingest, reports, reports_page, session, supervision_page
+from gateway.api import analysis, ingest, observe, reports, reports_page, session, supervision_page
 from gateway.api.gql import graphiql, http
 from gateway.api.gql.ws import GraphQLWebSocketEndpoint
-from gateway.core import observability
 from gateway.core.db import make_engine, make_sessionmaker
 from gateway.core.migrate import current_revision, head_revision, migrate
 from gateway.core.settings import Settings, get_settings
@@ -65,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(reports_page.router)
     app.include_router(supervision_page.router)
     session.install(app, settings)  # sign-in, session cookie and CSRF of the pages
-    observability.install(app)
+    observe.install(app)
     app.include_router(http.router)
     app.router.routes.append(WebSocketRoute("/graphql", GraphQLWebSocketEndpoint()))  # the live feed
 

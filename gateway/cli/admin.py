@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli.base import CommandError, command, open_store, require_database
-from gateway.core.auth import mint_token
 from gateway.core.db import make_engine
 from gateway.core.migrate import current_revision, head_revision, migrate
 from gateway.core.settings import JWT_SECRET_MIN_BYTES, Settings
@@ -83,6 +82,8 @@ async def cmd_token(args: argparse.Namespace, settings: Settings) -> int:
         await engine.dispose()
     if not known:
         raise CommandError(f"unit {args.unit!r} does not exist: load it with `gateway import-units` first")
+    from gateway.core.auth import mint_token  # here: the other commands need no JWT library
+
     try:
         print(mint_token(settings.jwt_secret.get_secret_value(), args.sub, args.unit, roles, args.ttl))
     except ValueError as exc:

@@ -92,3 +92,40 @@ async def test_a_test_database_is_what_the_migrations_build(backend: str, tmp_pa
             await engine.dispose()
             databases.drop(url)
     assert copied == migrated and len(migrated) > 10
+
+
+def test_each_migration_file_is_named_after_its_revision() -> None:
+    from gateway.core.migrate import head_revision, newest_file_revision
+
+    for path in (MIGRATIONS / "versions").glob("[0-9]*_*.py"):
+        revision = re.search(r'^revision = "([^"]+)"', path.read_text(encoding="utf-8"), flags=re.M)
+        assert revision and revision.group(1) == path.name.split("_", 1)[0], path.name
+    assert newest_file_revision() == head_revision()
+
+
+# Migrating a database already at head (what every command does first) reads one row and loads no Alembic.
+_MIGRATE_AGAIN = """
+import asyncio, sys
+from gateway.core.db import make_engine
+from gateway.core.migrate import migrate
+async def main():
+    engine = make_engine(sys.argv[1])
+    await migrate(engine)
+    await engine.dispose()
+asyncio.run(main())
+print("alembic" in sys.modules)
+"""
+
+
+def test_a_database_at_head_is_migrated_without_alembic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/db.sqlite"
+
+    def migrate_in_a_new_process() -> str:
+        return subprocess.run([sys.executable, "-c", _MIGRATE_AGAIN, url], check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    assert migrate_in_a_new_process() == "True"  # a new database: Alembic builds it
+    assert migrate_in_a_new_process() == "False"  # at head: nothing to do, one read

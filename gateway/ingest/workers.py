@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import functools
 import multiprocessing
 import os
 import platform
@@ -40,9 +41,10 @@ BIG_BLOCK = 256 << 10
 _M_MMAP_THRESHOLD = -3  # glibc's malloc.h
 
 
+@functools.cache  # once per process: every Decoders calls it
 def steady_heap() -> bool:
     """Fix glibc's mmap threshold at BIG_BLOCK for this process and the workers it forks afterwards: True when
-    set (Linux with glibc), False elsewhere (nothing done). Idempotent.
+    set (Linux with glibc), False elsewhere (nothing done).
 
     A bulk load allocates and frees buffers of hundreds of KiB to tens of MiB over and over (blocks of lines,
     COPY text, a transaction's merged rows). By default glibc raises its threshold each time it frees such
